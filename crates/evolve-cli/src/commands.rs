@@ -1,0 +1,229 @@
+//! The subcommands: each turns arguments into calls on the library crates.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use evolve_core::ProblemSpec;
+use evolve_engine::{Run, RunOptions};
+use evolve_eval::Evaluator;
+use evolve_store::{DB_FILE, Store};
+
+use crate::BadInput;
+use crate::output::{Progress, print_summary};
+
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
+fn load_problem(dir: &Path) -> Result<ProblemSpec> {
+    if !dir.join(evolve_core::spec::SPEC_FILE).is_file() {
+        return Err(BadInput(format!(
+            "{}: not a problem folder (no problem.toml)",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(ProblemSpec::load(dir)?)
+}
+
+fn open_store(run_dir: &Path) -> Result<Store> {
+    Store::open(&run_dir.join(DB_FILE))
+        .map_err(|e| BadInput(format!("{}: not an evolve run ({e})", run_dir.display())).into())
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// A fresh directory under `<problem>/runs/` named by time and seed.
+fn default_run_dir(problem: &Path, seed: u64) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "")
+        .replace('Z', "");
+    let base = problem.join("runs").join(format!("{stamp}-seed{seed}"));
+    let mut dir = base.clone();
+    let mut n = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{}-{n}", base.display()));
+        n += 1;
+    }
+    dir
+}
+
+/// `evolve run`
+pub fn run(
+    problem: &Path,
+    iterations: Option<u64>,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut spec = load_problem(problem)?;
+    if let Some(seed) = seed {
+        spec.evolution.seed = seed;
+    }
+    let target = iterations.unwrap_or(spec.evolution.iterations);
+    let run_dir = out.unwrap_or_else(|| default_run_dir(problem, spec.evolution.seed));
+    if run_dir.join(DB_FILE).exists() {
+        return Err(BadInput(format!(
+            "{} already holds a run; use `evolve resume {}`",
+            run_dir.display(),
+            run_dir.display()
+        ))
+        .into());
+    }
+    let run = Run::create(spec, &run_dir, target)?;
+    drive(run, jobs, json)
+}
+
+/// `evolve resume`
+pub fn resume(
+    run_dir: &Path,
+    iterations: Option<u64>,
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<ExitCode> {
+    open_store(run_dir)?;
+    let run = Run::open(run_dir, iterations)?;
+    drive(run, jobs, json)
+}
+
+fn drive(mut run: Run, jobs: Option<usize>, json: bool) -> Result<ExitCode> {
+    let options = RunOptions {
+        jobs: jobs.unwrap_or_else(default_jobs),
+    };
+    let mut progress = Progress::new(
+        std::io::stderr().is_terminal(),
+        &run.spec().evaluator.objective,
+    );
+    let summary = runtime()?.block_on(async {
+        let stop = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        run.execute(&options, |event| progress.on_event(event), stop)
+            .await
+    })?;
+    progress.finish();
+    print_summary(&summary, run.spec(), json)?;
+    Ok(if summary.interrupted {
+        ExitCode::from(INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `evolve best`
+pub fn best(run_dir: &Path, json: bool) -> Result<ExitCode> {
+    let store = open_store(run_dir)?;
+    let spec = store.run_meta()?.spec;
+    let Some(best) = store.best(spec.evaluator.direction == evolve_core::Direction::Maximize)?
+    else {
+        anyhow::bail!(
+            "{}: no program of this run has scored yet",
+            run_dir.display()
+        );
+    };
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({
+            "objective": spec.evaluator.objective,
+            "direction": spec.evaluator.direction,
+            "score": best.score,
+            "id": best.id,
+            "island": best.island,
+            "generation": best.generation,
+            "metrics": best.metrics,
+            "artifacts": best.artifacts,
+            "program": best.code,
+        });
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        writeln!(
+            stdout,
+            "best {}: {} (program #{}, generation {})",
+            spec.evaluator.objective, best.score, best.id, best.generation
+        )?;
+        writeln!(stdout, "metrics:")?;
+        for (name, value) in &best.metrics {
+            writeln!(stdout, "  {name}: {value}")?;
+        }
+        writeln!(stdout, "program:\n{}", best.code)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `evolve export`
+pub fn export(run_dir: &Path, output: Option<&Path>) -> Result<ExitCode> {
+    let store = open_store(run_dir)?;
+    let spec = store.run_meta()?.spec;
+    let Some(best) = store.best(spec.evaluator.direction == evolve_core::Direction::Maximize)?
+    else {
+        anyhow::bail!(
+            "{}: no program of this run has scored yet",
+            run_dir.display()
+        );
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, &best.code)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "wrote the best program ({} = {}) to {}",
+                spec.evaluator.objective,
+                best.score,
+                path.display()
+            );
+        }
+        None => std::io::stdout().lock().write_all(best.code.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `evolve check`
+pub fn check(problem: &Path) -> Result<ExitCode> {
+    let spec = load_problem(problem)?;
+    println!(
+        "problem {:?}: {} ({} {})",
+        spec.name,
+        spec.dir.display(),
+        spec.evaluator.direction.as_str(),
+        spec.evaluator.objective
+    );
+    let code = std::fs::read_to_string(&spec.initial_program)
+        .with_context(|| format!("cannot read {}", spec.initial_program.display()))?;
+    let evaluator = Evaluator::new(&spec)?;
+    let outcome = runtime()?.block_on(evaluator.evaluate(&code));
+    println!(
+        "evaluated {} in {} ms",
+        spec.initial_program.display(),
+        outcome.elapsed_ms
+    );
+    for (name, value) in &outcome.metrics {
+        println!("  {name}: {value}");
+    }
+    match &outcome.result {
+        Ok(score) => {
+            println!("ok: {} = {score}", spec.evaluator.objective);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => {
+            println!("FAILED ({}): {}", failure.kind, failure.detail);
+            for (name, value) in &outcome.artifacts {
+                println!("--- {name} ---\n{}", value.trim_end());
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The `evolve` command-line tool.
+
+mod commands;
+mod output;
+mod scaffold;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Evolve programs against an evaluator, like AlphaEvolve, on your machine.
+#[derive(Debug, Parser)]
+#[command(name = "evolve", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a new run on a problem folder.
+    Run {
+        /// The problem folder (holding problem.toml).
+        problem: PathBuf,
+        /// Iterations to run (default: the problem's `evolution.iterations`).
+        #[arg(long)]
+        iterations: Option<u64>,
+        /// The run seed (default: the problem's `evolution.seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The run directory (default: a new folder under <problem>/runs/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Iterations in flight at once (default: number of CPU cores).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Print the final summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue an interrupted or finished run.
+    Resume {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// New total iteration target for the run (default: its original target).
+        #[arg(long)]
+        iterations: Option<u64>,
+        /// Iterations in flight at once (default: number of CPU cores).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Print the final summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the best program of a run, its score and metrics.
+    Best {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the best program of a run.
+    Export {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Output file (default: stdout).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Validate a problem folder and evaluate its initial program once.
+    Check {
+        /// The problem folder.
+        problem: PathBuf,
+    },
+    /// Create a new, working problem folder to start from.
+    New {
+        /// The folder to create.
+        dir: PathBuf,
+    },
+}
+
+/// An error caused by the user's input (exit status 2) rather than by the run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Run {
+            problem,
+            iterations,
+            seed,
+            out,
+            jobs,
+            json,
+        } => commands::run(&problem, iterations, seed, out, jobs, json),
+        Command::Resume {
+            run_dir,
+            iterations,
+            jobs,
+            json,
+        } => commands::resume(&run_dir, iterations, jobs, json),
+        Command::Best { run_dir, json } => commands::best(&run_dir, json),
+        Command::Export { run_dir, output } => commands::export(&run_dir, output.as_deref()),
+        Command::Check { problem } => commands::check(&problem),
+        Command::New { dir } => scaffold::create(&dir),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let bad_input = error
+                .chain()
+                .any(|cause| cause.is::<BadInput>() || cause.is::<evolve_core::SpecError>());
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}

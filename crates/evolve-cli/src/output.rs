@@ -1,0 +1,169 @@
+//! What the user sees: a progress bar while running, a summary at the end.
+
+use std::io::Write;
+
+use anyhow::Result;
+use evolve_core::ProblemSpec;
+use evolve_engine::{Event, Summary};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Live progress: a bar on a terminal, improvement lines otherwise.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    objective: String,
+}
+
+impl Progress {
+    /// A progress display; `terminal` chooses the bar over plain lines.
+    pub fn new(terminal: bool, objective: &str) -> Progress {
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new(0);
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        Progress {
+            bar,
+            objective: objective.to_string(),
+        }
+    }
+
+    /// Updates the display for one engine event.
+    pub fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::Started { done, target, best } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_length(*target);
+                    bar.set_position(*done);
+                    bar.set_message(best_message(&self.objective, *best));
+                } else if *done > 0 {
+                    eprintln!("resuming at {done}/{target} iterations");
+                }
+            }
+            Event::Iteration {
+                iteration,
+                score,
+                improved,
+                best,
+                ..
+            } => {
+                if *improved {
+                    let line = format!(
+                        "iteration {iteration}: new best {} = {}",
+                        self.objective,
+                        score.unwrap_or(f64::NAN)
+                    );
+                    match &self.bar {
+                        Some(bar) => bar.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                    bar.set_message(best_message(&self.objective, *best));
+                }
+            }
+        }
+    }
+
+    /// Removes the bar before the summary is printed.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn best_message(objective: &str, best: Option<f64>) -> String {
+    best.map(|b| format!("best {objective} {b:.6}"))
+        .unwrap_or_default()
+}
+
+/// Prints the end-of-run summary (as text or JSON) on stdout.
+pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Result<()> {
+    let objective = spec.evaluator.objective.as_str();
+    let direction = spec.evaluator.direction;
+    let counts = &summary.counts;
+    let best_score = summary.best.as_ref().map(|b| b.score);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({
+            "run_dir": summary.run_dir,
+            "objective": objective,
+            "direction": direction,
+            "best_score": best_score,
+            "best_id": summary.best.as_ref().map(|b| b.id),
+            "initial_score": summary.initial_score,
+            "iterations_done": summary.iterations_done,
+            "target_iterations": summary.target,
+            "evaluated": counts.evaluated,
+            "scored": counts.scored,
+            "failed": counts.failed,
+            "rejected": counts.rejected,
+            "migrated": counts.migrated,
+            "reasons": counts.by_reason,
+            "interrupted": summary.interrupted,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    let reasons: Vec<String> = counts
+        .by_reason
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if summary.interrupted {
+        writeln!(
+            out,
+            "interrupted; continue with: evolve resume {}",
+            summary.run_dir.display()
+        )?;
+    }
+    writeln!(out, "run dir:     {}", summary.run_dir.display())?;
+    writeln!(
+        out,
+        "iterations:  {}/{}",
+        summary.iterations_done, summary.target
+    )?;
+    writeln!(
+        out,
+        "candidates:  {} evaluated, {} failed, {} rejected{}",
+        counts.evaluated,
+        counts.failed,
+        counts.rejected,
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
+    )?;
+    if let Some(initial) = summary.initial_score {
+        writeln!(out, "initial:     {objective} = {initial}")?;
+    }
+    match (best_score, summary.initial_score) {
+        (Some(best), Some(initial)) => {
+            let gain = direction.fitness(best) - direction.fitness(initial);
+            writeln!(
+                out,
+                "best:        {objective} = {best} ({} by {gain:.6})",
+                if gain > 0.0 {
+                    "improved"
+                } else {
+                    "not improved"
+                }
+            )?;
+        }
+        (Some(best), None) => writeln!(out, "best:        {objective} = {best}")?,
+        _ => writeln!(out, "best:        none scored")?,
+    }
+    writeln!(
+        out,
+        "export with: evolve export {} -o best.{}",
+        summary.run_dir.display(),
+        spec.program_extension()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The vocabulary of evolve: problem specs, programs with evolvable regions,
+//! SEARCH/REPLACE diffs, and evaluation outcomes.
+//!
+//! This crate does no I/O beyond reading the files it is given, so every other
+//! crate can depend on it freely.
+
+pub mod block;
+pub mod diff;
+pub mod hash;
+pub mod outcome;
+pub mod program;
+pub mod spec;
+
+pub use block::{BlockError, SourceFile};
+pub use hash::code_hash;
+pub use outcome::{Artifacts, Direction, EvalOutcome, Failure, FailureKind, Metrics};
+pub use program::{Program, ProgramId};
+pub use spec::{EvaluatorKind, EvaluatorSpec, EvolutionSpec, ProblemSpec, SpecError};

@@ -1,0 +1,444 @@
+//! The problem folder's `problem.toml`: parsing, validation, and the resolved spec.
+//!
+//! Every error names the file, and where TOML parsing is involved the line,
+//! column and key at fault. Unknown keys are errors, never silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::block::SourceFile;
+use crate::outcome::Direction;
+
+/// The file name of a problem's spec inside its folder.
+pub const SPEC_FILE: &str = "problem.toml";
+
+/// A problem folder that cannot be used, with the place at fault.
+#[derive(Debug, Error)]
+pub enum SpecError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file that failed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `problem.toml` is not valid TOML or has a wrong, missing or unknown key.
+    #[error("{path}:{line}:{column}: {}{message}", key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+    Toml {
+        /// The spec file.
+        path: PathBuf,
+        /// 1-based line of the fault.
+        line: usize,
+        /// 1-based column of the fault.
+        column: usize,
+        /// The dotted key at fault, when it could be told.
+        key: Option<String>,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A key has a value that parses but cannot be used.
+    #[error("{path}: key `{key}`: {message}")]
+    Invalid {
+        /// The spec file.
+        path: PathBuf,
+        /// The dotted key at fault.
+        key: String,
+        /// Why the value is unusable.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProblem {
+    name: String,
+    initial_program: PathBuf,
+    description_file: Option<PathBuf>,
+    description: Option<String>,
+    evaluator: RawEvaluator,
+    #[serde(default)]
+    evolution: EvolutionSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvaluator {
+    python: Option<PathBuf>,
+    command: Option<Vec<String>>,
+    #[serde(default = "default_timeout_s")]
+    timeout_s: f64,
+    objective: String,
+    direction: Direction,
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+fn default_timeout_s() -> f64 {
+    60.0
+}
+
+/// How a candidate is scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluatorKind {
+    /// A Python file with `evaluate(program_path)`, run through evolve's harness.
+    Python {
+        /// Absolute path of the evaluator file.
+        script: PathBuf,
+    },
+    /// Any executable; the candidate's path is appended to `argv`.
+    Command {
+        /// Program and arguments; a relative program path with a `/` is resolved against the problem folder.
+        argv: Vec<String>,
+    },
+}
+
+/// The resolved `[evaluator]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluatorSpec {
+    /// Python harness or plain command.
+    pub kind: EvaluatorKind,
+    /// Wall-clock limit for one evaluation, in seconds.
+    pub timeout_s: f64,
+    /// The metric evolution optimises.
+    pub objective: String,
+    /// Whether the objective should rise or fall.
+    pub direction: Direction,
+    /// Extra environment variable names passed through to the evaluator.
+    pub env: Vec<String>,
+}
+
+/// The `[evolution]` table: every key optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvolutionSpec {
+    /// Candidates to generate after the initial program.
+    pub iterations: u64,
+    /// Number of islands evolving separately.
+    pub islands: usize,
+    /// The run seed all randomness flows from.
+    pub seed: u64,
+    /// Every this many iterations, each island's best migrates to the next island.
+    pub migration_interval: u64,
+    /// How many programs each island keeps as parents and inspirations.
+    pub archive_size: usize,
+    /// Probability of picking the island's best as parent instead of a random member.
+    pub exploitation: f64,
+}
+
+impl Default for EvolutionSpec {
+    fn default() -> EvolutionSpec {
+        EvolutionSpec {
+            iterations: 300,
+            islands: 4,
+            seed: 0,
+            migration_interval: 25,
+            archive_size: 40,
+            exploitation: 0.3,
+        }
+    }
+}
+
+/// A validated problem folder, with every path made absolute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemSpec {
+    /// The problem's name.
+    pub name: String,
+    /// The absolute problem folder.
+    pub dir: PathBuf,
+    /// The absolute path of the starting program.
+    pub initial_program: PathBuf,
+    /// The problem statement (from `description` or `description_file`).
+    pub description: String,
+    /// How candidates are scored.
+    pub evaluator: EvaluatorSpec,
+    /// Evolution settings.
+    pub evolution: EvolutionSpec,
+}
+
+impl ProblemSpec {
+    /// Reads and validates `<dir>/problem.toml` and the files it names.
+    pub fn load(dir: &Path) -> Result<ProblemSpec, SpecError> {
+        let dir = std::path::absolute(dir).map_err(|source| SpecError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(SPEC_FILE);
+        let text = read(&path)?;
+        let raw: RawProblem = toml::from_str(&text).map_err(|e| toml_error(&path, &text, &e))?;
+        let invalid = |key: &str, message: String| SpecError::Invalid {
+            path: path.clone(),
+            key: key.into(),
+            message,
+        };
+        let existing = |key: &str, file: &Path| {
+            let full = dir.join(file);
+            if full.is_file() {
+                Ok(full)
+            } else {
+                Err(invalid(
+                    key,
+                    format!("file {} does not exist", full.display()),
+                ))
+            }
+        };
+
+        if raw.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty".into()));
+        }
+        let initial_program = existing("initial_program", &raw.initial_program)?;
+        let initial_text = read(&initial_program)?;
+        SourceFile::parse(&initial_text).map_err(|e| {
+            invalid(
+                "initial_program",
+                format!("{}: {e}", initial_program.display()),
+            )
+        })?;
+
+        let description = match (raw.description, raw.description_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "description",
+                    "give either `description` or `description_file`, not both".into(),
+                ));
+            }
+            (Some(text), None) => text,
+            (None, Some(file)) => read(&existing("description_file", &file)?)?,
+            (None, None) => String::new(),
+        };
+
+        let ev = raw.evaluator;
+        let kind = match (ev.python, ev.command) {
+            (Some(script), None) => EvaluatorKind::Python {
+                script: existing("evaluator.python", &script)?,
+            },
+            (None, Some(argv)) => {
+                let Some(program) = argv.first() else {
+                    return Err(invalid("evaluator.command", "must name a program".into()));
+                };
+                let mut argv = argv.clone();
+                if program.contains('/') && Path::new(program).is_relative() {
+                    argv[0] = existing("evaluator.command", Path::new(program))?
+                        .display()
+                        .to_string();
+                }
+                EvaluatorKind::Command { argv }
+            }
+            _ => {
+                return Err(invalid(
+                    "evaluator",
+                    "set exactly one of `python` or `command`".into(),
+                ));
+            }
+        };
+        if !(ev.timeout_s.is_finite() && ev.timeout_s > 0.0) {
+            return Err(invalid(
+                "evaluator.timeout_s",
+                format!("must be a positive number of seconds, got {}", ev.timeout_s),
+            ));
+        }
+        if ev.objective.trim().is_empty() {
+            return Err(invalid("evaluator.objective", "must name a metric".into()));
+        }
+
+        let evolution = raw.evolution;
+        if evolution.islands == 0 {
+            return Err(invalid("evolution.islands", "must be at least 1".into()));
+        }
+        if evolution.archive_size < 2 {
+            return Err(invalid(
+                "evolution.archive_size",
+                "must be at least 2".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&evolution.exploitation) {
+            return Err(invalid(
+                "evolution.exploitation",
+                "must lie between 0 and 1".into(),
+            ));
+        }
+
+        Ok(ProblemSpec {
+            name: raw.name,
+            dir,
+            initial_program,
+            description,
+            evaluator: EvaluatorSpec {
+                kind,
+                timeout_s: ev.timeout_s,
+                objective: ev.objective,
+                direction: ev.direction,
+                env: ev.env,
+            },
+            evolution,
+        })
+    }
+
+    /// The file extension of the program (e.g. `py`), used to name candidate files.
+    pub fn program_extension(&self) -> &str {
+        self.initial_program
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("txt")
+    }
+}
+
+fn read(path: &Path) -> Result<String, SpecError> {
+    std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> SpecError {
+    let offset = error.span().map_or(0, |s| s.start).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    SpecError::Toml {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key: key_at(text, offset, error.message()),
+        message: error.message().trim().to_string(),
+    }
+}
+
+/// The dotted key at `offset`: the key named in the message, or the one on the
+/// line, prefixed by the table that line belongs to.
+fn key_at(text: &str, offset: usize, message: &str) -> Option<String> {
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let named = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.contains("field `"));
+    let local = match named {
+        Some(name) => name.to_string(),
+        None if line.contains('=') => line.split('=').next().unwrap_or("").trim().to_string(),
+        None if line.trim_start().starts_with('[') => {
+            return Some(
+                line.trim()
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_string(),
+            );
+        }
+        None => return None,
+    };
+    if line.trim_start().starts_with('[') && named.is_some() {
+        let header = line.trim().trim_matches(|c| c == '[' || c == ']').trim();
+        return Some(format!("{header}.{local}"));
+    }
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{local}"),
+        _ => local,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(spec: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("problem.toml"), spec).unwrap();
+        std::fs::write(
+            dir.path().join("initial.py"),
+            "# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("evaluator.py"),
+            "def evaluate(p): return {'s': 1}\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    const GOOD: &str = "name = \"t\"\ninitial_program = \"initial.py\"\ndescription = \"d\"\n\n[evaluator]\npython = \"evaluator.py\"\nobjective = \"s\"\ndirection = \"maximize\"\n";
+
+    #[test]
+    fn a_good_spec_resolves_paths_and_defaults() {
+        let dir = folder(GOOD);
+        let spec = ProblemSpec::load(dir.path()).unwrap();
+        assert_eq!(spec.name, "t");
+        assert!(spec.initial_program.is_absolute());
+        assert_eq!(spec.evaluator.timeout_s, 60.0);
+        assert_eq!(spec.evolution, EvolutionSpec::default());
+        assert_eq!(spec.program_extension(), "py");
+    }
+
+    fn error_of(spec: &str) -> String {
+        let dir = folder(spec);
+        ProblemSpec::load(dir.path()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let msg = error_of(&format!("{GOOD}timeout = 3\n"));
+        assert!(
+            msg.contains("problem.toml:9:1: key `evaluator.timeout`"),
+            "{msg}"
+        );
+        let msg = error_of(&format!("{GOOD}[evolution]\nislandz = 3\n"));
+        assert!(
+            msg.contains("problem.toml:10:1: key `evolution.islandz`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let msg = error_of(&format!("{GOOD}[evolution]\niterations = \"many\"\n"));
+        assert!(
+            msg.contains("problem.toml:10:") && msg.contains("key `evolution.iterations`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let msg = error_of(&GOOD.replace("objective = \"s\"\n", ""));
+        assert!(
+            msg.contains("problem.toml") && msg.contains("objective"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_key_and_file() {
+        let msg = error_of(&GOOD.replace("evaluator.py", "nope.py"));
+        assert!(
+            msg.contains("key `evaluator.python`") && msg.contains("nope.py"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(
+            error_of(&GOOD.replace("objective = \"s\"", "objective = \"s\"\ntimeout_s = -1"))
+                .contains("evaluator.timeout_s")
+        );
+        assert!(
+            error_of(&format!("{GOOD}[evolution]\nislands = 0\n")).contains("evolution.islands")
+        );
+        let both = GOOD.replace(
+            "python = \"evaluator.py\"",
+            "python = \"evaluator.py\"\ncommand = [\"x\"]",
+        );
+        assert!(error_of(&both).contains("exactly one"));
+    }
+}

@@ -1,0 +1,40 @@
+//! The evolve run loop: wires the population, a mutator and the evaluator
+//! together on tokio. It holds no domain logic of its own: selection lives in
+//! `evolve-store`, changes in `evolve-mutate`, scoring in `evolve-eval`.
+//!
+//! Each iteration goes through two phases, each its own task: *propose* (ask
+//! the mutator for a candidate) and *evaluate*. Between them the loop drops
+//! exact duplicates of anything already evaluated. At most `jobs` iterations
+//! are in flight; with `jobs = 1` a run is fully deterministic for its seed.
+
+mod run;
+
+pub use run::{Event, Run, RunOptions, Summary};
+
+use evolve_store::StoreError;
+use thiserror::Error;
+
+/// A run that cannot start or continue.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The store failed (disk full, corrupt file, ...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The evaluator could not be prepared.
+    #[error(transparent)]
+    Eval(#[from] evolve_eval::EvalError),
+    /// The run directory could not be created.
+    #[error("cannot create run directory {path}: {source}")]
+    RunDir {
+        /// The directory at fault.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The initial program does not score, so there is nothing to evolve from.
+    #[error(
+        "the initial program failed its evaluation ({0}); fix it first (`evolve check` shows the details)"
+    )]
+    InitialFailed(String),
+}

@@ -1,0 +1,523 @@
+//! One run: create or reopen it, then drive iterations until the target.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use evolve_core::{EvalOutcome, ProblemSpec, Program, code_hash};
+use evolve_eval::Evaluator;
+use evolve_mutate::{MutateError, MutationRequest, Mutator, OfflineMutator, Proposal};
+use evolve_store::{Counts, DB_FILE, Population, Record, RunMeta, Status, Store};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::task::JoinSet;
+
+use crate::EngineError;
+
+/// Inspirations handed to the mutator per request.
+const INSPIRATIONS: usize = 2;
+
+/// Knobs of one invocation (not part of the stored run identity).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Iterations in flight at once.
+    pub jobs: usize,
+}
+
+/// Progress reports for the user interface.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The loop starts with `done` of `target` iterations already recorded.
+    Started {
+        /// Iterations already recorded.
+        done: u64,
+        /// The run's iteration target.
+        target: u64,
+        /// Best objective so far.
+        best: Option<f64>,
+    },
+    /// One iteration finished.
+    Iteration {
+        /// Its number.
+        iteration: u64,
+        /// What became of its candidate.
+        status: Status,
+        /// Its objective when scored.
+        score: Option<f64>,
+        /// Whether it is the new best of the run.
+        improved: bool,
+        /// The best objective so far.
+        best: Option<f64>,
+    },
+}
+
+/// The outcome of a whole invocation, for the final report.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The best program of the run.
+    pub best: Option<Program>,
+    /// The initial program's objective.
+    pub initial_score: Option<f64>,
+    /// Totals by status and reason.
+    pub counts: Counts,
+    /// Iterations recorded so far.
+    pub iterations_done: u64,
+    /// The run's iteration target.
+    pub target: u64,
+    /// Whether the loop stopped early because it was asked to.
+    pub interrupted: bool,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// A run: its store, population, evaluator and mutator.
+pub struct Run {
+    store: Store,
+    population: Population,
+    spec: ProblemSpec,
+    target: u64,
+    evaluator: Arc<Evaluator>,
+    mutator: Arc<dyn Mutator>,
+    run_dir: PathBuf,
+}
+
+/// What travels with an iteration between its phases.
+struct Pending {
+    iteration: u64,
+    parent: Arc<Program>,
+}
+
+enum Phase {
+    Proposed(Pending, Result<Proposal, MutateError>),
+    Evaluated(Pending, Proposal, EvalOutcome),
+}
+
+/// A seed for one iteration, derived from the run seed alone, so that a
+/// resumed run draws the same numbers an uninterrupted one would have.
+fn iteration_seed(run_seed: u64, iteration: u64) -> u64 {
+    fn splitmix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    splitmix(run_seed ^ splitmix(iteration))
+}
+
+impl Run {
+    /// Creates a new run in `run_dir` for `spec`, aiming at `target` iterations.
+    pub fn create(spec: ProblemSpec, run_dir: &Path, target: u64) -> Result<Run, EngineError> {
+        std::fs::create_dir_all(run_dir).map_err(|source| EngineError::RunDir {
+            path: run_dir.into(),
+            source,
+        })?;
+        let store = Store::create(
+            &run_dir.join(DB_FILE),
+            &RunMeta {
+                spec: spec.clone(),
+                target_iterations: target,
+            },
+        )?;
+        Run::assemble(store, spec, target, run_dir)
+    }
+
+    /// Reopens the run in `run_dir`, optionally with a new iteration target.
+    pub fn open(run_dir: &Path, target: Option<u64>) -> Result<Run, EngineError> {
+        let store = Store::open(&run_dir.join(DB_FILE))?;
+        let meta = store.run_meta()?;
+        let target = target.unwrap_or(meta.target_iterations);
+        if target != meta.target_iterations {
+            store.set_target_iterations(target)?;
+        }
+        Run::assemble(store, meta.spec, target, run_dir)
+    }
+
+    fn assemble(
+        store: Store,
+        spec: ProblemSpec,
+        target: u64,
+        run_dir: &Path,
+    ) -> Result<Run, EngineError> {
+        let evolution = &spec.evolution;
+        let mut population = Population::new(
+            evolution.islands,
+            evolution.archive_size,
+            spec.evaluator.direction,
+        );
+        for hash in store.evaluated_hashes()? {
+            population.mark_evaluated(hash);
+        }
+        for program in store.scored_programs()? {
+            seed_or_insert(&mut population, program);
+        }
+        let evaluator = Arc::new(Evaluator::new(&spec)?);
+        let mutator = Arc::new(OfflineMutator::for_extension(spec.program_extension()));
+        Ok(Run {
+            store,
+            population,
+            spec,
+            target,
+            evaluator,
+            mutator,
+            run_dir: run_dir.to_path_buf(),
+        })
+    }
+
+    /// Replaces the source of candidates (the offline mutator by default).
+    pub fn set_mutator(&mut self, mutator: Arc<dyn Mutator>) {
+        self.mutator = mutator;
+    }
+
+    /// The problem this run evolves.
+    pub fn spec(&self) -> &ProblemSpec {
+        &self.spec
+    }
+
+    /// The run's store, for reports.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Drives the run to its target, or until `stop` resolves (Ctrl-C).
+    ///
+    /// Every finished candidate is committed to the store before it counts;
+    /// work in flight when stopping is dropped (its processes killed) and
+    /// redone on resume.
+    pub async fn execute(
+        &mut self,
+        options: &RunOptions,
+        mut on_event: impl FnMut(&Event),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Summary, EngineError> {
+        self.ensure_initial().await?;
+        let completed = self.store.completed_iterations()?;
+        let mut todo: BTreeSet<u64> = (1..=self.target)
+            .filter(|i| !completed.contains(i))
+            .collect();
+        let done = self.target - todo.len() as u64;
+        on_event(&Event::Started {
+            done,
+            target: self.target,
+            best: self.best_score(),
+        });
+
+        let jobs = options.jobs.max(1);
+        let mut tasks: JoinSet<Phase> = JoinSet::new();
+        let mut in_flight = 0usize;
+        let mut interrupted = false;
+        tokio::pin!(stop);
+        loop {
+            while in_flight < jobs {
+                let Some(iteration) = todo.pop_first() else {
+                    break;
+                };
+                self.dispatch(iteration, &mut tasks)?;
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let phase = tokio::select! {
+                biased;
+                () = &mut stop => {
+                    interrupted = true;
+                    tasks.abort_all();
+                    break;
+                }
+                joined = tasks.join_next() => match joined {
+                    Some(Ok(phase)) => phase,
+                    Some(Err(error)) => {
+                        tracing::error!("an iteration task panicked: {error}");
+                        in_flight -= 1;
+                        continue;
+                    }
+                    None => break,
+                },
+            };
+            match phase {
+                Phase::Proposed(pending, proposal) => match self.screen(&pending, proposal)? {
+                    Some(proposal) => {
+                        let evaluator = self.evaluator.clone();
+                        tasks.spawn(async move {
+                            let outcome = evaluator.evaluate(&proposal.code).await;
+                            Phase::Evaluated(pending, proposal, outcome)
+                        });
+                    }
+                    None => {
+                        in_flight -= 1;
+                        on_event(&Event::Iteration {
+                            iteration: pending.iteration,
+                            status: Status::Rejected,
+                            score: None,
+                            improved: false,
+                            best: self.best_score(),
+                        });
+                    }
+                },
+                Phase::Evaluated(pending, proposal, outcome) => {
+                    in_flight -= 1;
+                    let event = self.record(&pending, proposal, outcome)?;
+                    on_event(&event);
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        self.summary(interrupted)
+    }
+
+    fn best_score(&self) -> Option<f64> {
+        self.population.best().map(|p| p.score)
+    }
+
+    /// Evaluates and records the initial program if this run has none yet.
+    async fn ensure_initial(&mut self) -> Result<(), EngineError> {
+        match self.store.initial()? {
+            Some((Status::Scored, _)) => return Ok(()),
+            Some(_) => {
+                return Err(EngineError::InitialFailed(
+                    "see the run's first record".into(),
+                ));
+            }
+            None => {}
+        }
+        let code = std::fs::read_to_string(&self.spec.initial_program).map_err(|source| {
+            EngineError::RunDir {
+                path: self.spec.initial_program.clone(),
+                source,
+            }
+        })?;
+        let outcome = self.evaluator.evaluate(&code).await;
+        let failure = outcome.result.as_ref().err().map(ToString::to_string);
+        let record = record_of(0, None, 0, 0, code, "initial", "initial", outcome);
+        let id = self.store.insert(&record)?;
+        if let Some(failure) = failure {
+            return Err(EngineError::InitialFailed(failure));
+        }
+        seed_or_insert(&mut self.population, program_of(id, &record));
+        Ok(())
+    }
+
+    /// Chooses a parent for `iteration` and starts its propose phase.
+    fn dispatch(&mut self, iteration: u64, tasks: &mut JoinSet<Phase>) -> Result<(), EngineError> {
+        let evolution = self.spec.evolution.clone();
+        if evolution.migration_interval > 0 && iteration % evolution.migration_interval == 0 {
+            self.migrate(iteration)?;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(iteration_seed(evolution.seed, iteration));
+        let island = (iteration % self.population.island_count() as u64) as usize;
+        let Some(parent) = self
+            .population
+            .select_parent(island, evolution.exploitation, &mut rng)
+        else {
+            return Err(EngineError::InitialFailed("the population is empty".into()));
+        };
+        let inspirations =
+            self.population
+                .inspirations(parent.island as usize, &parent, INSPIRATIONS, &mut rng);
+        let request = MutationRequest {
+            parent: parent.clone(),
+            inspirations,
+            seed: rng.random(),
+        };
+        let mutator = self.mutator.clone();
+        tasks.spawn(async move {
+            let proposal = mutator.propose(&request).await;
+            Phase::Proposed(Pending { iteration, parent }, proposal)
+        });
+        Ok(())
+    }
+
+    /// Copies each island's best to the next island on the ring.
+    fn migrate(&mut self, iteration: u64) -> Result<(), EngineError> {
+        for (program, to) in self.population.ring_migrants() {
+            let record = Record {
+                iteration,
+                parent: Some(program.id),
+                island: to,
+                generation: program.generation,
+                status: Status::Scored,
+                score: Some(program.score),
+                code: program.code.clone(),
+                metrics: program.metrics.clone(),
+                artifacts: program.artifacts.clone(),
+                failure_kind: None,
+                failure_detail: None,
+                mutation: "migration".into(),
+                source: "migration".into(),
+                eval_ms: 0,
+            };
+            let id = self.store.insert(&record)?;
+            self.population.insert(Arc::new(program_of(id, &record)));
+        }
+        Ok(())
+    }
+
+    /// Records proposals that will not be evaluated; passes on the rest.
+    fn screen(
+        &mut self,
+        pending: &Pending,
+        proposal: Result<Proposal, MutateError>,
+    ) -> Result<Option<Proposal>, EngineError> {
+        let (kind, detail, code, source) = match proposal {
+            Ok(proposal) if !self.population.was_evaluated(code_hash(&proposal.code)) => {
+                return Ok(Some(proposal));
+            }
+            Ok(proposal) => (
+                "duplicate",
+                "identical code was already evaluated".to_string(),
+                proposal.code,
+                proposal.source,
+            ),
+            Err(error) => {
+                let kind = match error {
+                    MutateError::NoChange(_) => "no_change",
+                    MutateError::Unusable(_) => "unusable_reply",
+                    MutateError::Source(_) => "source_error",
+                };
+                (
+                    kind,
+                    error.to_string(),
+                    pending.parent.code.clone(),
+                    self.mutator.name().to_string(),
+                )
+            }
+        };
+        let parent = &pending.parent;
+        self.store.insert(&Record {
+            iteration: pending.iteration,
+            parent: Some(parent.id),
+            island: parent.island,
+            generation: parent.generation + 1,
+            status: Status::Rejected,
+            score: None,
+            code,
+            metrics: Default::default(),
+            artifacts: Default::default(),
+            failure_kind: Some(kind.into()),
+            failure_detail: Some(detail),
+            mutation: "rejected".into(),
+            source,
+            eval_ms: 0,
+        })?;
+        Ok(None)
+    }
+
+    /// Commits an evaluated candidate and adds it to the population.
+    fn record(
+        &mut self,
+        pending: &Pending,
+        proposal: Proposal,
+        outcome: EvalOutcome,
+    ) -> Result<Event, EngineError> {
+        let parent = &pending.parent;
+        let previous_best = self.best_score();
+        let record = record_of(
+            pending.iteration,
+            Some(parent.id),
+            parent.island,
+            parent.generation + 1,
+            proposal.code,
+            &proposal.kind,
+            &proposal.source,
+            outcome,
+        );
+        let id = self.store.insert(&record)?;
+        let score = record.score;
+        match score {
+            Some(_) => {
+                self.population.insert(Arc::new(program_of(id, &record)));
+            }
+            None => self.population.mark_evaluated(code_hash(&record.code)),
+        }
+        let improved = match (score, previous_best) {
+            (Some(s), Some(b)) => self.spec.evaluator.direction.is_better(s, b),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        Ok(Event::Iteration {
+            iteration: pending.iteration,
+            status: record.status,
+            score,
+            improved,
+            best: self.best_score(),
+        })
+    }
+
+    fn summary(&self, interrupted: bool) -> Result<Summary, EngineError> {
+        let completed = self.store.completed_iterations()?;
+        Ok(Summary {
+            best: self.population.best().map(|p| (**p).clone()),
+            initial_score: self.store.initial()?.and_then(|(_, score)| score),
+            counts: self.store.counts()?,
+            iterations_done: completed.range(1..=self.target).count() as u64,
+            target: self.target,
+            interrupted,
+            run_dir: self.run_dir.clone(),
+        })
+    }
+}
+
+/// The initial program (iteration 0) seeds every island; others join their own.
+fn seed_or_insert(population: &mut Population, program: Program) {
+    if program.parent.is_none() {
+        for island in 0..population.island_count() {
+            population.insert(Arc::new(Program {
+                island: island as u32,
+                ..program.clone()
+            }));
+        }
+    } else {
+        population.insert(Arc::new(program));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_of(
+    iteration: u64,
+    parent: Option<i64>,
+    island: u32,
+    generation: u32,
+    code: String,
+    mutation: &str,
+    source: &str,
+    outcome: EvalOutcome,
+) -> Record {
+    let (status, score, failure_kind, failure_detail) = match outcome.result {
+        Ok(score) => (Status::Scored, Some(score), None, None),
+        Err(failure) => (
+            Status::Failed,
+            None,
+            Some(failure.kind.as_str().to_string()),
+            Some(failure.detail),
+        ),
+    };
+    Record {
+        iteration,
+        parent,
+        island,
+        generation,
+        status,
+        score,
+        code,
+        metrics: outcome.metrics,
+        artifacts: outcome.artifacts,
+        failure_kind,
+        failure_detail,
+        mutation: mutation.into(),
+        source: source.into(),
+        eval_ms: outcome.elapsed_ms,
+    }
+}
+
+fn program_of(id: i64, record: &Record) -> Program {
+    Program {
+        id,
+        parent: record.parent,
+        island: record.island,
+        generation: record.generation,
+        code: record.code.clone(),
+        score: record.score.unwrap_or(f64::NAN),
+        metrics: record.metrics.clone(),
+        artifacts: record.artifacts.clone(),
+    }
+}

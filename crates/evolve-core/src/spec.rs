@@ -92,7 +92,7 @@ pub enum EvaluatorKind {
     },
     /// Any executable; the candidate's path is appended to `argv`.
     Command {
-        /// Program and arguments; a relative program path with a `/` is resolved against the problem folder.
+        /// Program and arguments; words naming files of the problem folder are absolute.
         argv: Vec<String>,
     },
 }
@@ -220,12 +220,25 @@ impl ProblemSpec {
                 let Some(program) = argv.first() else {
                     return Err(invalid("evaluator.command", "must name a program".into()));
                 };
-                let mut argv = argv.clone();
                 if program.contains('/') && Path::new(program).is_relative() {
-                    argv[0] = existing("evaluator.command", Path::new(program))?
-                        .display()
-                        .to_string();
+                    existing("evaluator.command", Path::new(program))?;
                 }
+                // Evaluators run in a private temp dir, so words naming files of
+                // the problem folder (`./score.sh`, `score.py`) are made absolute.
+                let argv = argv
+                    .iter()
+                    .map(|word| {
+                        let local = dir.join(word);
+                        let names_file = !word.starts_with('-')
+                            && Path::new(word).is_relative()
+                            && local.is_file();
+                        if names_file {
+                            local.display().to_string()
+                        } else {
+                            word.clone()
+                        }
+                    })
+                    .collect();
                 EvaluatorKind::Command { argv }
             }
             _ => {

@@ -162,6 +162,13 @@ fn text(value: Value) -> String {
     }
 }
 
+fn bad_result(detail: &str) -> Failure {
+    Failure {
+        kind: FailureKind::BadResult,
+        detail: detail.into(),
+    }
+}
+
 fn decode(mut object: Map<String, Value>) -> Result<Report, Failure> {
     let mut report = Report::default();
     if let Some(error) = object.remove("error").filter(|e| !e.is_null()) {
@@ -171,51 +178,27 @@ fn decode(mut object: Map<String, Value>) -> Result<Report, Failure> {
         }
         return Ok(report);
     }
-    match object.remove("metrics") {
-        Some(Value::Object(metrics)) => {
-            for (name, value) in metrics {
-                match number(&value) {
-                    Some(n) => drop(report.metrics.insert(name, n)),
-                    None => drop(report.artifacts.insert(name, text(value))),
-                }
+    let (metrics, artifacts) = match object.remove("metrics") {
+        Some(Value::Object(metrics)) => (metrics, object.remove("artifacts")),
+        Some(_) => return Err(bad_result("`metrics` must be an object")),
+        None => (object, None),
+    };
+    for (name, value) in metrics {
+        match number(&value) {
+            Some(n) => {
+                report.metrics.insert(name, n);
             }
-            match object.remove("artifacts") {
-                Some(Value::Object(artifacts)) => report
-                    .artifacts
-                    .extend(artifacts.into_iter().map(|(k, v)| (k, text(v)))),
-                None | Some(Value::Null) => {}
-                Some(_) => {
-                    return Err(Failure {
-                        kind: FailureKind::BadResult,
-                        detail: "`artifacts` must be an object".into(),
-                    });
-                }
+            None => {
+                report.artifacts.insert(name, text(value));
             }
         }
-        Some(_) => {
-            return Err(Failure {
-                kind: FailureKind::BadResult,
-                detail: "`metrics` must be an object".into(),
-            });
-        }
-        None => {
-            for (name, value) in object {
-                match value {
-                    Value::Number(_) | Value::Bool(_) => drop(
-                        report
-                            .metrics
-                            .insert(name, number(&value).unwrap_or(f64::NAN)),
-                    ),
-                    Value::String(s) => match number(&Value::String(s.clone())) {
-                        Some(n) if n.is_nan() || n.is_infinite() => {
-                            drop(report.metrics.insert(name, n))
-                        }
-                        _ => drop(report.artifacts.insert(name, s)),
-                    },
-                    other => drop(report.artifacts.insert(name, other.to_string())),
-                }
-            }
-        }
+    }
+    match artifacts {
+        Some(Value::Object(artifacts)) => report
+            .artifacts
+            .extend(artifacts.into_iter().map(|(k, v)| (k, text(v)))),
+        None | Some(Value::Null) => {}
+        Some(_) => return Err(bad_result("`artifacts` must be an object")),
     }
     Ok(report)
 }

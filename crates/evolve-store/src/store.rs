@@ -412,20 +412,6 @@ impl Store {
             Ok(counts)
         })
     }
-
-    /// Every candidate's (iteration, parent, island, status, score, hash) in id order: a run's history.
-    pub fn history(
-        &self,
-    ) -> Result<Vec<(u64, Option<ProgramId>, u32, String, Option<f64>, u64)>, StoreError> {
-        self.sql(|c| {
-            let mut statement =
-                c.prepare("SELECT iteration, parent_id, island, status, score, code_hash FROM programs ORDER BY id")?;
-            let rows = statement.query_map([], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, i64>(5)? as u64))
-            })?;
-            rows.collect()
-        })
-    }
 }
 
 fn row_to_program(row: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
@@ -441,4 +427,83 @@ fn row_to_program(row: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
         metrics: serde_json::from_str(&metrics).unwrap_or_default(),
         artifacts: serde_json::from_str(&artifacts).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use evolve_core::{Direction, EvaluatorKind, EvaluatorSpec, EvolutionSpec};
+
+    use super::*;
+
+    fn meta() -> RunMeta {
+        RunMeta {
+            spec: ProblemSpec {
+                name: "t".into(),
+                dir: "/p".into(),
+                initial_program: "/p/initial.py".into(),
+                description: String::new(),
+                evaluator: EvaluatorSpec {
+                    kind: EvaluatorKind::Command { argv: vec!["true".into()] },
+                    timeout_s: 1.0,
+                    objective: "s".into(),
+                    direction: Direction::Maximize,
+                    env: vec![],
+                },
+                evolution: EvolutionSpec::default(),
+            },
+            target_iterations: 10,
+        }
+    }
+
+    fn record(iteration: u64, status: Status, score: Option<f64>, kind: Option<&str>) -> Record {
+        Record {
+            iteration,
+            parent: None,
+            island: 0,
+            generation: 0,
+            status,
+            score,
+            code: format!("code {iteration}"),
+            metrics: Metrics::from([("s".to_string(), score.unwrap_or(0.0))]),
+            artifacts: Artifacts::new(),
+            failure_kind: kind.map(str::to_string),
+            failure_detail: kind.map(|_| "why".to_string()),
+            mutation: "numeric".into(),
+            source: "offline".into(),
+            eval_ms: 3,
+        }
+    }
+
+    #[test]
+    fn records_survive_reopening_and_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let store = Store::create(&path, &meta()).unwrap();
+            store.insert(&record(0, Status::Scored, Some(1.0), None)).unwrap();
+            store.insert(&record(1, Status::Scored, Some(3.0), None)).unwrap();
+            store.insert(&record(2, Status::Failed, None, Some("timeout"))).unwrap();
+            store.insert(&record(3, Status::Rejected, None, Some("duplicate"))).unwrap();
+        }
+        assert!(Store::create(&path, &meta()).is_err(), "creating over a run must fail");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.run_meta().unwrap(), meta());
+        let counts = store.counts().unwrap();
+        assert_eq!((counts.evaluated, counts.scored, counts.failed, counts.rejected), (3, 2, 1, 1));
+        assert_eq!(counts.by_reason["timeout"], 1);
+        assert_eq!(store.completed_iterations().unwrap(), BTreeSet::from([0, 1, 2, 3]));
+        assert_eq!(store.best(true).unwrap().unwrap().score, 3.0);
+        assert_eq!(store.best(false).unwrap().unwrap().score, 1.0);
+        assert_eq!(store.scored_programs().unwrap().len(), 2);
+        assert_eq!(store.evaluated_hashes().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE x (y)").unwrap();
+        let error = Store::open(&path).unwrap_err().to_string();
+        assert!(error.contains("not an evolve run database"), "{error}");
+    }
 }

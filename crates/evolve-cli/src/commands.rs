@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use evolve_core::ProblemSpec;
+use evolve_core::{ProblemSpec, Program};
 use evolve_engine::{Run, RunOptions};
 use evolve_eval::Evaluator;
 use evolve_store::{DB_FILE, Store};
@@ -124,17 +124,22 @@ fn drive(mut run: Run, jobs: Option<usize>, json: bool) -> Result<ExitCode> {
     })
 }
 
-/// `evolve best`
-pub fn best(run_dir: &Path, json: bool) -> Result<ExitCode> {
+/// The run's spec and its best program, or an error when nothing scored.
+fn best_of_run(run_dir: &Path) -> Result<(ProblemSpec, Program)> {
     let store = open_store(run_dir)?;
     let spec = store.run_meta()?.spec;
-    let Some(best) = store.best(spec.evaluator.direction == evolve_core::Direction::Maximize)?
-    else {
-        anyhow::bail!(
+    match store.best(spec.evaluator.direction)? {
+        Some(best) => Ok((spec, best)),
+        None => anyhow::bail!(
             "{}: no program of this run has scored yet",
             run_dir.display()
-        );
-    };
+        ),
+    }
+}
+
+/// `evolve best`
+pub fn best(run_dir: &Path, json: bool) -> Result<ExitCode> {
+    let (spec, best) = best_of_run(run_dir)?;
     let mut stdout = std::io::stdout().lock();
     if json {
         let value = serde_json::json!({
@@ -166,15 +171,7 @@ pub fn best(run_dir: &Path, json: bool) -> Result<ExitCode> {
 
 /// `evolve export`
 pub fn export(run_dir: &Path, output: Option<&Path>) -> Result<ExitCode> {
-    let store = open_store(run_dir)?;
-    let spec = store.run_meta()?.spec;
-    let Some(best) = store.best(spec.evaluator.direction == evolve_core::Direction::Maximize)?
-    else {
-        anyhow::bail!(
-            "{}: no program of this run has scored yet",
-            run_dir.display()
-        );
-    };
+    let (spec, best) = best_of_run(run_dir)?;
     match output {
         Some(path) => {
             std::fs::write(path, &best.code)

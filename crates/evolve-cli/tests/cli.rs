@@ -192,7 +192,11 @@ fn run_improves_keeps_the_frame_and_exports_the_best() {
 
     let rows = history(&run_dir);
     let iterations: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.0).collect();
-    assert_eq!(iterations, (0..=40).collect(), "every iteration is recorded");
+    assert_eq!(
+        iterations,
+        (0..=40).collect(),
+        "every iteration is recorded"
+    );
     let frame = |code: &str| {
         let start = code.find("# EVOLVE-BLOCK-START").unwrap();
         let end = code.find("# EVOLVE-BLOCK-END").unwrap();

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use evolve_core::{Artifacts, Metrics, ProblemSpec, Program, ProgramId, code_hash};
+use evolve_core::{Artifacts, Direction, Metrics, ProblemSpec, Program, ProgramId, code_hash};
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
 
@@ -350,8 +350,11 @@ impl Store {
     }
 
     /// The best scored program under `direction`, ties going to the earliest.
-    pub fn best(&self, maximize: bool) -> Result<Option<Program>, StoreError> {
-        let order = if maximize { "DESC" } else { "ASC" };
+    pub fn best(&self, direction: Direction) -> Result<Option<Program>, StoreError> {
+        let order = match direction {
+            Direction::Maximize => "DESC",
+            Direction::Minimize => "ASC",
+        };
         self.sql(|c| {
             c.query_row(
                 &format!(
@@ -431,7 +434,7 @@ fn row_to_program(row: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
 
 #[cfg(test)]
 mod tests {
-    use evolve_core::{Direction, EvaluatorKind, EvaluatorSpec, EvolutionSpec};
+    use evolve_core::{EvaluatorKind, EvaluatorSpec, EvolutionSpec};
 
     use super::*;
 
@@ -443,7 +446,9 @@ mod tests {
                 initial_program: "/p/initial.py".into(),
                 description: String::new(),
                 evaluator: EvaluatorSpec {
-                    kind: EvaluatorKind::Command { argv: vec!["true".into()] },
+                    kind: EvaluatorKind::Command {
+                        argv: vec!["true".into()],
+                    },
                     timeout_s: 1.0,
                     objective: "s".into(),
                     direction: Direction::Maximize,
@@ -480,20 +485,42 @@ mod tests {
         let path = dir.path().join(DB_FILE);
         {
             let store = Store::create(&path, &meta()).unwrap();
-            store.insert(&record(0, Status::Scored, Some(1.0), None)).unwrap();
-            store.insert(&record(1, Status::Scored, Some(3.0), None)).unwrap();
-            store.insert(&record(2, Status::Failed, None, Some("timeout"))).unwrap();
-            store.insert(&record(3, Status::Rejected, None, Some("duplicate"))).unwrap();
+            store
+                .insert(&record(0, Status::Scored, Some(1.0), None))
+                .unwrap();
+            store
+                .insert(&record(1, Status::Scored, Some(3.0), None))
+                .unwrap();
+            store
+                .insert(&record(2, Status::Failed, None, Some("timeout")))
+                .unwrap();
+            store
+                .insert(&record(3, Status::Rejected, None, Some("duplicate")))
+                .unwrap();
         }
-        assert!(Store::create(&path, &meta()).is_err(), "creating over a run must fail");
+        assert!(
+            Store::create(&path, &meta()).is_err(),
+            "creating over a run must fail"
+        );
         let store = Store::open(&path).unwrap();
         assert_eq!(store.run_meta().unwrap(), meta());
         let counts = store.counts().unwrap();
-        assert_eq!((counts.evaluated, counts.scored, counts.failed, counts.rejected), (3, 2, 1, 1));
+        assert_eq!(
+            (
+                counts.evaluated,
+                counts.scored,
+                counts.failed,
+                counts.rejected
+            ),
+            (3, 2, 1, 1)
+        );
         assert_eq!(counts.by_reason["timeout"], 1);
-        assert_eq!(store.completed_iterations().unwrap(), BTreeSet::from([0, 1, 2, 3]));
-        assert_eq!(store.best(true).unwrap().unwrap().score, 3.0);
-        assert_eq!(store.best(false).unwrap().unwrap().score, 1.0);
+        assert_eq!(
+            store.completed_iterations().unwrap(),
+            BTreeSet::from([0, 1, 2, 3])
+        );
+        assert_eq!(store.best(Direction::Maximize).unwrap().unwrap().score, 3.0);
+        assert_eq!(store.best(Direction::Minimize).unwrap().unwrap().score, 1.0);
         assert_eq!(store.scored_programs().unwrap().len(), 2);
         assert_eq!(store.evaluated_hashes().unwrap().len(), 3);
     }
@@ -502,7 +529,10 @@ mod tests {
     fn a_foreign_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.db");
-        Connection::open(&path).unwrap().execute_batch("CREATE TABLE x (y)").unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE x (y)")
+            .unwrap();
         let error = Store::open(&path).unwrap_err().to_string();
         assert!(error.contains("not an evolve run database"), "{error}");
     }

@@ -208,7 +208,7 @@ fn decode(mut object: Map<String, Value>) -> Result<Report, Failure> {
                     ),
                     Value::String(s) => match number(&Value::String(s.clone())) {
                         Some(n) if n.is_nan() || n.is_infinite() => {
-                            drop(report.metrics.insert(name, n))
+                            report.metrics.insert(name, n);
                         }
                         _ => drop(report.artifacts.insert(name, s)),
                     },

@@ -77,15 +77,15 @@ pub(crate) fn stage_outcome(
             )
         }
         (Exit::Signal(signal), _) => {
-            let kind = match *signal {
-                SIGXCPU => FailureKind::CpuLimit,
-                SIGXFSZ => FailureKind::FileTooLarge,
-                _ => FailureKind::Signal,
+            let (kind, why) = match *signal {
+                SIGXCPU => (FailureKind::CpuLimit, " (SIGXCPU: CPU-seconds limit `cpu_s` reached)"),
+                SIGXFSZ => (FailureKind::FileTooLarge, " (SIGXFSZ: file size limit `file_size_mb` reached)"),
+                _ => (FailureKind::Signal, ""),
             };
             failed(
                 kind,
                 format!(
-                    "evaluator was killed by signal {signal}{}",
+                    "evaluator was killed by signal {signal}{why}{}",
                     last_line(&captured.stderr)
                 ),
             )

@@ -379,3 +379,26 @@ fn landlock_confines_writes_to_the_evaluation_directory() {
         assert_eq!(what, "scored/", "{detail}");
     }
 }
+
+#[test]
+fn a_killed_warm_worker_is_replaced_and_the_run_goes_on() {
+    // In a warm worker the candidate's parent is the worker: kill it. The
+    // candidate is then evaluated by a fresh process, where the parent is
+    // the sandbox-exec'd harness's own parent and is left alone.
+    let hostile = "parent = os.getppid()\n\
+                   if b'--worker' in open(f'/proc/{parent}/cmdline', 'rb').read():\n    \
+                   note_pid(parent)\n    os.kill(parent, 9)\n    time.sleep(5)\n\
+                   return {'score': 2.0}";
+    let problem = Problem::python(hostile, "");
+    problem.run();
+    let failures = problem.failures();
+    assert!(!failures.is_empty(), "no candidate was evaluated");
+    for (what, detail) in failures {
+        assert_eq!(what, "scored/", "{detail}");
+    }
+    assert!(
+        problem.path().join("pids").exists(),
+        "the candidate never ran inside a warm worker"
+    );
+    problem.assert_no_survivors();
+}

@@ -162,3 +162,107 @@ pub(crate) fn resolve_stages(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProblemSpec;
+
+    fn load(evaluator_keys: &str) -> Result<ProblemSpec, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
+        write(
+            "initial.py",
+            "# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n",
+        )
+        .map_err(|e| e.to_string())?;
+        write("evaluator.py", "def evaluate(p): return {'s': 1}\n").map_err(|e| e.to_string())?;
+        write(
+            "problem.toml",
+            &format!(
+                "name = \"t\"\ninitial_program = \"initial.py\"\n[evaluator]\nobjective = \"s\"\n\
+                 direction = \"maximize\"\n{evaluator_keys}\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        ProblemSpec::load(dir.path()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_apply_when_no_key_is_given() {
+        let spec = load("python = \"evaluator.py\"").unwrap();
+        assert_eq!(spec.evaluator.sandbox, SandboxSpec::default());
+        assert!(spec.evaluator.stages.is_empty());
+        assert_eq!(spec.evaluator.sandbox.cpu_seconds(60.0), 121);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let spec = load(
+            "python = \"evaluator.py\"\ntimeout_s = 5\ncpu_s = 3\nmemory_mb = 100\nfile_size_mb = 2\n\
+             open_files = 64\nmax_processes = 8\noutput_kb = 16\nkill_grace_s = 0.5\n\
+             allow_network = true\nrestrict_writes = true\nsandbox = \"strict\"\nwarm_workers = false\n\
+             [[evaluator.stages]]\nthreshold = 1.5\ntimeout_s = 1\n\
+             [[evaluator.stages]]\nfunction = \"full\"\n",
+        )
+        .unwrap();
+        let sandbox = &spec.evaluator.sandbox;
+        assert_eq!(
+            (
+                sandbox.cpu_s,
+                sandbox.memory_mb,
+                sandbox.file_size_mb,
+                sandbox.open_files
+            ),
+            (3, 100, 2, 64)
+        );
+        assert_eq!((sandbox.max_processes, sandbox.output_kb), (8, 16));
+        assert_eq!(sandbox.kill_grace_s, 0.5);
+        assert!(sandbox.allow_network && sandbox.restrict_writes && !sandbox.warm_workers);
+        assert_eq!(sandbox.mode, SandboxMode::Strict);
+        let stages = &spec.evaluator.stages;
+        assert_eq!(stages[0].function.as_deref(), Some("evaluate_stage1"));
+        assert_eq!((stages[0].timeout_s, stages[0].threshold), (1.0, Some(1.5)));
+        assert_eq!(stages[1].function.as_deref(), Some("full"));
+        assert_eq!((stages[1].timeout_s, stages[1].threshold), (5.0, None));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                "python = \"evaluator.py\"\nsandbox = \"tight\"",
+                "evaluator.sandbox",
+            ),
+            (
+                "python = \"evaluator.py\"\nkill_grace_s = -1",
+                "evaluator.kill_grace_s",
+            ),
+            (
+                "python = \"evaluator.py\"\noutput_kb = 0",
+                "evaluator.output_kb",
+            ),
+            (
+                "python = \"evaluator.py\"\n[[evaluator.stages]]\nthreshhold = 1",
+                "threshhold",
+            ),
+            (
+                "python = \"evaluator.py\"\n[[evaluator.stages]]\ntimeout_s = 0",
+                "evaluator.stages[0].timeout_s",
+            ),
+            (
+                "command = [\"true\"]\n[[evaluator.stages]]\nfunction = \"f\"",
+                "evaluator.stages[0].function",
+            ),
+            (
+                "python = \"evaluator.py\"\n[[evaluator.stages]]\ncommand = [\"./missing.sh\"]",
+                "evaluator.stages[0].command",
+            ),
+        ];
+        for (keys, expected) in cases {
+            let error = load(keys).expect_err(keys);
+            assert!(error.contains(expected), "{keys}: {error}");
+            assert!(error.contains("problem.toml"), "{error}");
+        }
+    }
+}

@@ -74,6 +74,20 @@ pub(crate) struct WarmPool {
     failures: AtomicUsize,
 }
 
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Kill and reap the worker here: a zombie would keep its pids cgroup
+        // from being removed when the cgroup field is dropped next.
+        let _ = self.child.start_kill();
+        for _ in 0..200 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")

@@ -157,11 +157,22 @@ def report(result_path, compute):
         return 1
 
 
-def _child(module, evaluator_path, request, out_fd, err_fd):
+def _host_pid():
+    """This process's pid as the host sees it (differs inside a PID namespace,
+    where /proc still belongs to the host)."""
+    try:
+        return int(os.readlink("/proc/self"))
+    except (OSError, ValueError):
+        return os.getpid()
+
+
+def _child(module, evaluator_path, request, out_fd, err_fd, pid_fd):
     """In the forked child: set up, evaluate, and never return."""
     status = 1
     try:
         os.setpgid(0, 0)
+        os.write(pid_fd, str(_host_pid()).encode())
+        os.close(pid_fd)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -257,19 +268,25 @@ def worker(evaluator_path):
         request = json.loads(line)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        pid_r, pid_w = os.pipe()
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
             os.close(out_r)
             os.close(err_r)
-            _child(module, evaluator_path, request, out_w, err_w)
+            os.close(pid_r)
+            _child(module, evaluator_path, request, out_w, err_w, pid_w)
         os.close(out_w)
         os.close(err_w)
+        os.close(pid_w)
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass  # the child already did it, or is gone
-        _send({"pid": pid})
+        # The caller signals the child's group by the host's numbering.
+        with os.fdopen(pid_r, "rb") as pid_pipe:
+            reported = pid_pipe.read().strip()
+        _send({"pid": int(reported) if reported.isdigit() else pid})
         status, overflow = _relay(
             pid, [(out_r, request["stdout"]), (err_r, request["stderr"])],
             int(request["output_bytes"]))

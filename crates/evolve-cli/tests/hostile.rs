@@ -37,16 +37,24 @@ impl Problem {
             .collect();
         let evaluator = format!(
             "import os, sys, time, socket, subprocess\n\
-             PIDS = os.path.join(os.environ['EVOLVE_PROBLEM_DIR'], 'pids')\n\
-             def note_pid(pid):\n    with open(PIDS, 'a') as f:\n        f.write(f'{{pid}}\\n')\n\
+             MARK = os.environ['EVOLVE_PROBLEM_DIR']\n\
+             def sleeper(**options):\n    \
+             return subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1000)', MARK], **options)\n\
              def evaluate(path):\n    if 'x = 1\\n' in open(path).read():\n        return {{'score': 1.0}}\n{body}"
         );
         std::fs::write(dir.path().join("evaluator.py"), evaluator).expect("write evaluator");
         std::fs::write(dir.path().join("initial.py"), INITIAL).expect("write initial");
+        // A generous timeout unless the test is about timeouts: on a loaded
+        // machine other limits must still be what stops a candidate.
+        let timeout = if evaluator_keys.contains("timeout_s") {
+            ""
+        } else {
+            "timeout_s = 30\n"
+        };
         let spec = format!(
             "name = \"hostile\"\ninitial_program = \"initial.py\"\n\n[evaluator]\n\
              python = \"evaluator.py\"\nobjective = \"score\"\ndirection = \"maximize\"\n\
-             timeout_s = 2\nkill_grace_s = 0.5\n{evaluator_keys}\n\n[evolution]\nislands = 1\n"
+             {timeout}kill_grace_s = 0.5\n{evaluator_keys}\n\n[evolution]\nislands = 1\n"
         );
         std::fs::write(dir.path().join("problem.toml"), spec).expect("write spec");
         Problem { dir }
@@ -120,17 +128,13 @@ impl Problem {
         }
     }
 
-    /// No live process mentions the problem folder or was noted in `pids`.
+    /// No live process mentions the problem folder on its command line
+    /// (evaluators, workers, and the sleepers candidates start all do).
     fn assert_no_survivors(&self) {
         let marker = self.path().display().to_string();
-        let noted: Vec<u32> = std::fs::read_to_string(self.path().join("pids"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let alive = live_processes(&marker, &noted);
+            let alive = live_processes(&marker);
             if alive.is_empty() {
                 return;
             }
@@ -150,8 +154,8 @@ impl Problem {
     }
 }
 
-/// Live (non-zombie) processes whose command line holds `marker` or whose pid is noted.
-fn live_processes(marker: &str, noted: &[u32]) -> Vec<String> {
+/// Live (non-zombie) processes whose command line holds `marker`.
+fn live_processes(marker: &str) -> Vec<String> {
     let mut alive = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return alive;
@@ -168,7 +172,7 @@ fn live_processes(marker: &str, noted: &[u32]) -> Vec<String> {
         let cmdline = std::fs::read(entry.path().join("cmdline"))
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
             .unwrap_or_default();
-        if noted.contains(&pid) || cmdline.contains(marker) {
+        if cmdline.contains(marker) {
             alive.push(format!("{pid}: {cmdline}"));
         }
     }
@@ -201,27 +205,27 @@ fn busy_loop_hits_the_cpu_limit() {
 
 #[test]
 fn sleeping_past_the_timeout_is_cut_off() {
-    Problem::python("time.sleep(600)", "").assert_contained("timeout");
+    Problem::python("time.sleep(600)", "timeout_s = 2").assert_contained("timeout");
 }
 
 #[test]
 fn sleeping_past_the_timeout_without_warm_workers() {
-    Problem::python("time.sleep(600)", "warm_workers = false").assert_contained("timeout");
+    Problem::python("time.sleep(600)", "timeout_s = 2\nwarm_workers = false")
+        .assert_contained("timeout");
 }
 
 #[test]
 fn background_grandchild_is_killed_when_the_leader_exits() {
-    let hostile =
-        "note_pid(subprocess.Popen(['sleep', '1000']).pid)\nraise RuntimeError('left a sleeper')";
+    let hostile = "sleeper()\nraise RuntimeError('left a sleeper')";
     Problem::python(hostile, "").assert_contained("evaluator_error");
     Problem::python(hostile, "warm_workers = false").assert_contained("evaluator_error");
 }
 
 #[test]
 fn background_grandchild_is_killed_on_timeout() {
-    let hostile = "note_pid(subprocess.Popen(['sleep', '1000']).pid)\ntime.sleep(600)";
-    Problem::python(hostile, "").assert_contained("timeout");
-    Problem::python(hostile, "warm_workers = false").assert_contained("timeout");
+    let hostile = "sleeper()\ntime.sleep(600)";
+    Problem::python(hostile, "timeout_s = 2").assert_contained("timeout");
+    Problem::python(hostile, "timeout_s = 2\nwarm_workers = false").assert_contained("timeout");
 }
 
 #[test]
@@ -230,7 +234,7 @@ fn grandchild_that_leaves_the_group_is_killed() {
         println!("skipped: {why} (only a cgroup finds a process that called setsid)");
         return;
     }
-    let hostile = "note_pid(subprocess.Popen(['sleep', '1000'], start_new_session=True).pid)\nraise RuntimeError('left a daemon')";
+    let hostile = "sleeper(start_new_session=True)\nraise RuntimeError('left a daemon')";
     Problem::python(hostile, "warm_workers = false").assert_contained("evaluator_error");
     Problem::python(hostile, "").assert_contained("evaluator_error");
 }
@@ -247,7 +251,7 @@ fn fork_bomb_is_contained() {
         }
     }
     let hostile = "while True:\n    try:\n        os.fork()\n    except OSError:\n        pass";
-    Problem::python(hostile, "max_processes = 64").assert_contained("timeout");
+    Problem::python(hostile, "timeout_s = 2\nmax_processes = 64").assert_contained("timeout");
 }
 
 #[test]
@@ -381,24 +385,47 @@ fn landlock_confines_writes_to_the_evaluation_directory() {
 }
 
 #[test]
-fn a_killed_warm_worker_is_replaced_and_the_run_goes_on() {
-    // In a warm worker the candidate's parent is the worker: kill it. The
-    // candidate is then evaluated by a fresh process, where the parent is
-    // the sandbox-exec'd harness's own parent and is left alone.
-    let hostile = "parent = os.getppid()\n\
-                   if b'--worker' in open(f'/proc/{parent}/cmdline', 'rb').read():\n    \
-                   note_pid(parent)\n    os.kill(parent, 9)\n    time.sleep(5)\n\
-                   return {'score': 2.0}";
-    let problem = Problem::python(hostile, "");
+fn a_dying_warm_worker_is_replaced_and_the_run_goes_on() {
+    // The first worker to import the evaluator dies half a second later,
+    // in the middle of evaluating a candidate; later imports do not.
+    let problem = Problem::python("time.sleep(1)\nreturn {'score': 2.0}", "");
+    let evaluator = problem.path().join("evaluator.py");
+    let source = std::fs::read_to_string(&evaluator).expect("evaluator");
+    let doomed = "import threading\n\
+                  FLAG = os.path.join(MARK, 'worker-died')\n\
+                  if '--worker' in sys.argv and not os.path.exists(FLAG):\n    \
+                  open(FLAG, 'w').close()\n    \
+                  threading.Timer(0.5, lambda: os._exit(3)).start()\n";
+    std::fs::write(&evaluator, format!("{source}{doomed}")).expect("evaluator");
     problem.run();
+    assert!(problem.path().join("worker-died").exists(), "no worker ran");
     let failures = problem.failures();
     assert!(!failures.is_empty(), "no candidate was evaluated");
     for (what, detail) in failures {
         assert_eq!(what, "scored/", "{detail}");
     }
-    assert!(
-        problem.path().join("pids").exists(),
-        "the candidate never ran inside a warm worker"
-    );
     problem.assert_no_survivors();
+}
+
+#[test]
+fn the_candidate_cannot_signal_host_processes() {
+    if let Err(why) = layer_available("pid namespace") {
+        println!("skipped: {why}");
+        return;
+    }
+    let mut victim = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("start a victim process");
+    let hostile = format!("os.kill({}, 9)\nreturn {{'score': 2.0}}", victim.id());
+    let problem = Problem::python(&hostile, "");
+    problem.assert_contained("evaluator_error");
+    Problem::python(&hostile, "warm_workers = false").assert_contained("evaluator_error");
+    let still_running = victim.try_wait().expect("victim status").is_none();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(still_running, "a candidate killed a host process");
+    for (_, detail) in problem.failures() {
+        assert!(detail.contains("ProcessLookupError"), "{detail}");
+    }
 }

@@ -102,7 +102,9 @@ impl PidsCgroup {
 impl Drop for PidsCgroup {
     fn drop(&mut self) {
         self.kill_all();
-        for _ in 0..100 {
+        // Killed processes that were reparented to the system's init stay
+        // listed as zombies until it reaps them, which can take seconds.
+        for _ in 0..500 {
             if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
                 return;
             }

@@ -15,6 +15,7 @@
 mod cgroup;
 mod judge;
 mod landlock;
+mod pid_namespace;
 mod process;
 mod result;
 pub mod sandbox;

@@ -152,9 +152,15 @@ pub(crate) async fn run(plan: &Plan, launch: Launch<'_>) -> std::io::Result<Capt
     drop(group);
     let _ = child.wait().await;
     if let Some(cgroup) = cgroup {
-        // Catches processes that left the group with setsid(); the removal
-        // may sleep briefly, so it runs off the async threads.
-        let _ = tokio::task::spawn_blocking(move || drop(cgroup)).await;
+        // Catches processes that left the group with setsid(); waiting for
+        // the directory to be removable can take a while, so it goes on in
+        // the background once every member has been killed.
+        let _ = tokio::task::spawn_blocking(move || {
+            cgroup.kill_all();
+            cgroup
+        })
+        .await
+        .map(|cgroup| tokio::task::spawn_blocking(move || drop(cgroup)));
     }
 
     let (stdout, out_exceeded) = drain(stdout).await;

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use evolve_core::{SandboxMode, SandboxSpec};
 
-use crate::{cgroup, landlock};
+use crate::{cgroup, landlock, pid_namespace};
 
 /// The hidden subcommand of the `evolve` binary that runs [`helper_main`].
 pub const HELPER_SUBCOMMAND: &str = "__sandbox";
@@ -25,7 +25,7 @@ pub const HELPER_SUBCOMMAND: &str = "__sandbox";
 pub const HELPER_FAILED: i32 = 125;
 
 /// The first line of the helper's stderr message when set-up fails.
-const HELPER_MARK: &str = "evolve-sandbox:";
+pub(crate) const HELPER_MARK: &str = "evolve-sandbox:";
 
 static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
 static LAYERS: OnceLock<Layers> = OnceLock::new();
@@ -85,6 +85,9 @@ pub struct Layers {
     pub pids_cgroup: Support,
     /// A private network namespace (no network) via an unprivileged user namespace.
     pub network_namespace: Support,
+    /// A private PID namespace: candidates cannot see or signal host processes,
+    /// and everything left in it dies with the evaluator.
+    pub pid_namespace: Support,
     /// Landlock write confinement to the evaluation's directory.
     pub landlock: Support,
     cgroup_base: Option<PathBuf>,
@@ -116,7 +119,11 @@ impl Layers {
             Err(why) => (Support::No(why), None),
         };
         let network_namespace = match helper_path {
-            Some(path) => Support::from_result(probe_namespace(path)),
+            Some(path) => Support::from_result(probe_namespace(path, "--probe-network")),
+            None => Support::No("needs the helper".into()),
+        };
+        let pid_namespace = match helper_path {
+            Some(path) => Support::from_result(probe_namespace(path, "--probe-pids")),
             None => Support::No("needs the helper".into()),
         };
         let landlock = match (helper_path, landlock::abi_version()) {
@@ -129,6 +136,7 @@ impl Layers {
             rlimits,
             pids_cgroup: pids_cgroup.0,
             network_namespace,
+            pid_namespace,
             landlock,
             cgroup_base: pids_cgroup.1,
         }
@@ -149,6 +157,7 @@ impl Layers {
             ("resource limits", self.rlimits.clone()),
             ("pids cgroup", self.pids_cgroup.clone()),
             ("network namespace", self.network_namespace.clone()),
+            ("pid namespace", self.pid_namespace.clone()),
             ("landlock (writes)", self.landlock.clone()),
         ]
     }
@@ -159,14 +168,17 @@ impl Layers {
 }
 
 /// Runs the helper in probe mode: it tries the namespace and reports.
-fn probe_namespace(launcher: &Path) -> Result<String, String> {
+fn probe_namespace(launcher: &Path, flag: &str) -> Result<String, String> {
     let output = std::process::Command::new(launcher)
-        .args([HELPER_SUBCOMMAND, "--probe-network"])
+        .args([HELPER_SUBCOMMAND, flag])
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| format!("cannot run the helper: {e}"))?;
     if output.status.success() {
-        Ok("unprivileged user + network namespace".into())
+        Ok(match flag {
+            "--probe-pids" => "unprivileged user + PID namespace, with an init that reaps".into(),
+            _ => "unprivileged user + network namespace".into(),
+        })
     } else {
         let why = String::from_utf8_lossy(&output.stderr);
         let why = why.trim().trim_start_matches(HELPER_MARK).trim();
@@ -184,6 +196,7 @@ pub struct Plan {
     pub(crate) launcher: Option<PathBuf>,
     pub(crate) cgroup_base: Option<PathBuf>,
     pub(crate) deny_network: bool,
+    pub(crate) own_pids: bool,
     pub(crate) confine_writes: bool,
     pub(crate) limits: SandboxSpec,
 }
@@ -218,6 +231,7 @@ impl Plan {
         let cgroup = limits.max_processes > 0 && want("pids cgroup", &layers.pids_cgroup);
         let deny_network =
             !limits.allow_network && want("network namespace", &layers.network_namespace);
+        let own_pids = want("pid namespace", &layers.pid_namespace);
         let confine_writes = limits.restrict_writes && want("landlock", &layers.landlock);
         if limits.mode == SandboxMode::Strict && !missing.is_empty() {
             return Err(missing);
@@ -229,6 +243,7 @@ impl Plan {
                 .filter(|_| cgroup)
                 .map(Path::to_path_buf),
             deny_network,
+            own_pids,
             confine_writes,
             limits: limits.clone(),
         };
@@ -241,6 +256,7 @@ impl Plan {
             launcher: None,
             cgroup_base: None,
             deny_network: false,
+            own_pids: false,
             confine_writes: false,
             limits: limits.clone(),
         }
@@ -288,6 +304,9 @@ impl Plan {
         if self.deny_network {
             wrapped.push("--no-network".into());
         }
+        if self.own_pids {
+            wrapped.push("--own-pids".into());
+        }
         wrapped.push("--".into());
         wrapped.extend(argv.iter().map(OsString::from));
         wrapped
@@ -305,7 +324,8 @@ struct HelperArgs {
     cgroup_procs: Option<PathBuf>,
     write_only_in: Option<PathBuf>,
     no_network: bool,
-    probe_network: bool,
+    own_pids: bool,
+    probe: Option<libc::c_int>,
     argv: Vec<OsString>,
 }
 
@@ -329,7 +349,9 @@ fn parse_helper_args(args: Vec<OsString>) -> Result<HelperArgs, String> {
             "--cgroup-procs" => parsed.cgroup_procs = Some(value()?.into()),
             "--write-only-in" => parsed.write_only_in = Some(value()?.into()),
             "--no-network" => parsed.no_network = true,
-            "--probe-network" => parsed.probe_network = true,
+            "--own-pids" => parsed.own_pids = true,
+            "--probe-network" => parsed.probe = Some(libc::CLONE_NEWNET),
+            "--probe-pids" => parsed.probe = Some(libc::CLONE_NEWPID),
             "--" => {
                 parsed.argv = args.collect();
                 break;
@@ -337,7 +359,7 @@ fn parse_helper_args(args: Vec<OsString>) -> Result<HelperArgs, String> {
             other => return Err(format!("unknown sandbox option {other}")),
         }
     }
-    if parsed.argv.is_empty() && !parsed.probe_network {
+    if parsed.argv.is_empty() && parsed.probe.is_none() {
         return Err("no command given after --".into());
     }
     Ok(parsed)
@@ -358,15 +380,25 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Resul
     Ok(())
 }
 
-/// Moves this single-threaded process into fresh user and network namespaces,
+/// Moves this single-threaded process into a fresh user namespace plus the
+/// namespaces in `extra` (network; PID, which applies to its children),
 /// mapping its own uid and gid so file ownership looks unchanged.
-fn enter_network_namespace() -> Result<(), String> {
+fn enter_namespaces(extra: libc::c_int) -> Result<(), String> {
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     // SAFETY: unshare takes flags only; the helper is single-threaded here.
-    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } != 0 {
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | extra) } != 0 {
+        let names = [
+            (libc::CLONE_NEWNET, "|CLONE_NEWNET"),
+            (libc::CLONE_NEWPID, "|CLONE_NEWPID"),
+        ];
+        let named: String = names
+            .iter()
+            .filter(|(flag, _)| extra & flag != 0)
+            .map(|(_, name)| *name)
+            .collect();
         return Err(format!(
-            "unshare(CLONE_NEWUSER|CLONE_NEWNET): {}",
+            "unshare(CLONE_NEWUSER{named}): {}",
             std::io::Error::last_os_error()
         ));
     }
@@ -427,14 +459,19 @@ fn apply(args: &HelperArgs) -> Result<(), String> {
             set_limit(resource, value, value)?;
         }
     }
-    if args.no_network {
-        enter_network_namespace()?;
+    let namespaces = if args.no_network {
+        libc::CLONE_NEWNET
+    } else {
+        0
+    } | if args.own_pids { libc::CLONE_NEWPID } else { 0 };
+    if namespaces != 0 {
+        enter_namespaces(namespaces)?;
     }
     if let Some(processes) = args.processes {
         // RLIMIT_NPROC counts every process of the user: inside a fresh user
         // namespace the count starts afresh, elsewhere the user's existing
         // processes are added so the evaluator still gets `processes` more.
-        let existing = if args.no_network {
+        let existing = if namespaces != 0 {
             0
         } else {
             processes_of_this_user()
@@ -448,7 +485,7 @@ fn apply(args: &HelperArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn exec(argv: &[OsString]) -> String {
+pub(crate) fn exec(argv: &[OsString]) -> String {
     let strings: Result<Vec<CString>, _> = argv
         .iter()
         .map(|a| CString::new(a.clone().into_vec()))
@@ -474,15 +511,31 @@ fn exec(argv: &[OsString]) -> String {
 /// applies the layers to this process, then execs the command. Returns only
 /// the exit status to use when something failed (after printing why).
 pub fn helper_main(args: Vec<OsString>) -> i32 {
+    // The Rust runtime ignores SIGPIPE; an ignored signal would survive exec
+    // and change how the evaluator's pipelines end.
+    // SAFETY: setting a signal disposition to its default in a single-threaded process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let result = parse_helper_args(args).and_then(|args| {
-        if args.probe_network {
-            return enter_network_namespace();
+        if let Some(namespace) = args.probe {
+            enter_namespaces(namespace)?;
+            if namespace == libc::CLONE_NEWPID {
+                return match pid_namespace::run_as_init(&[OsString::from("true")])? {
+                    0 => Ok(0),
+                    status => Err(format!("a process in a PID namespace exited with {status}")),
+                };
+            }
+            return Ok(0);
         }
         apply(&args)?;
+        if args.own_pids {
+            return pid_namespace::run_as_init(&args.argv);
+        }
         Err(exec(&args.argv))
     });
     match result {
-        Ok(()) => 0,
+        Ok(status) => status,
         Err(why) => {
             eprintln!("{HELPER_MARK} {why}");
             HELPER_FAILED
@@ -509,6 +562,7 @@ mod tests {
             launcher: Some("/bin/evolve".into()),
             cgroup_base: None,
             deny_network: true,
+            own_pids: true,
             confine_writes: true,
             limits,
         };
@@ -527,7 +581,7 @@ mod tests {
         assert_eq!(parsed.processes, Some(256));
         assert_eq!(parsed.cgroup_procs.as_deref(), Some(Path::new("/cg/procs")));
         assert_eq!(parsed.write_only_in.as_deref(), Some(Path::new("/tmp/w")));
-        assert!(parsed.no_network);
+        assert!(parsed.no_network && parsed.own_pids);
         assert_eq!(
             parsed.argv,
             argv.iter().map(OsString::from).collect::<Vec<_>>()

@@ -556,8 +556,10 @@ mod tests {
 
     #[test]
     fn helper_arguments_round_trip_through_wrap() {
-        let mut limits = SandboxSpec::default();
-        limits.restrict_writes = true;
+        let limits = SandboxSpec {
+            restrict_writes: true,
+            ..SandboxSpec::default()
+        };
         let plan = Plan {
             launcher: Some("/bin/evolve".into()),
             cgroup_base: None,

@@ -70,12 +70,18 @@ impl Problem {
 
     /// Runs `evolve run` with the secret in its environment; the run must complete.
     fn run(&self) {
+        self.run_skipping("");
+    }
+
+    /// Like [`Problem::run`], treating the `skipped` sandbox layers as unavailable.
+    fn run_skipping(&self, skipped: &str) {
         Command::cargo_bin("evolve")
             .expect("evolve binary")
             .args(["run", "--iterations", "2", "-j", "1", "--out"])
             .arg(self.run_dir())
             .arg(self.path())
             .env("OPENAI_API_KEY", SECRET)
+            .env("EVOLVE_SANDBOX_SKIP", skipped)
             .timeout(Duration::from_secs(120))
             .assert()
             .success();
@@ -428,4 +434,48 @@ fn the_candidate_cannot_signal_host_processes() {
     for (_, detail) in problem.failures() {
         assert!(detail.contains("ProcessLookupError"), "{detail}");
     }
+}
+
+#[test]
+fn without_a_network_namespace_landlock_denies_tcp() {
+    if let Err(why) = layer_available("landlock (tcp)") {
+        println!("skipped: {why}");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("address").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let hostile = format!(
+        "socket.create_connection(('127.0.0.1', {port}), timeout=1).sendall(b'stolen')\nreturn {{'score': 2.0}}"
+    );
+    for keys in ["", "warm_workers = false"] {
+        let problem = Problem::python(&hostile, keys);
+        problem.run_skipping("netns");
+        problem.assert_all_failed_with("evaluator_error");
+        for (_, detail) in problem.failures() {
+            assert!(detail.contains("Permission denied"), "{detail}");
+        }
+        problem.assert_no_survivors();
+    }
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("a candidate connected from {peer}"),
+        Err(e) => panic!("accept failed: {e}"),
+    }
+}
+
+#[test]
+fn strict_mode_names_the_missing_layer() {
+    let problem = Problem::python("return {'score': 2.0}", "sandbox = \"strict\"");
+    Command::cargo_bin("evolve")
+        .expect("evolve binary")
+        .args(["run", "--iterations", "1", "-j", "1", "--out"])
+        .arg(problem.run_dir())
+        .arg(problem.path())
+        .env("EVOLVE_SANDBOX_SKIP", "cgroup")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "pids cgroup (skipped by EVOLVE_SANDBOX_SKIP)",
+        ));
 }

@@ -1,8 +1,10 @@
-//! Landlock through raw system calls: confine all writes to one directory.
+//! Landlock through raw system calls: confine all writes to one directory,
+//! and (ABI 4 and later) deny every TCP connect and bind.
 //!
 //! Only the write-like rights are handled, so reading and executing stay
 //! unrestricted while creating, changing or removing files outside the
-//! allowed directory fails with `EACCES`.
+//! allowed directory fails with `EACCES`. The TCP rule is the fallback for
+//! denying the network where a network namespace cannot be had.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -24,9 +26,16 @@ const MAKE_SYM: u64 = 1 << 12;
 const REFER: u64 = 1 << 13;
 const TRUNCATE: u64 = 1 << 14;
 
+const NET_BIND_TCP: u64 = 1 << 0;
+const NET_CONNECT_TCP: u64 = 1 << 1;
+
+/// The first ABI that can restrict TCP.
+pub(crate) const NET_ABI: u32 = 4;
+
 #[repr(C)]
 struct RulesetAttr {
     handled_access_fs: u64,
+    handled_access_net: u64,
 }
 
 #[repr(C, packed)]
@@ -103,20 +112,41 @@ fn open_path(path: &Path) -> Result<OwnedFd, String> {
     Ok(OwnedFd(fd))
 }
 
-/// Restricts this process (and everything it starts) to writing under `dir`
-/// and to `/dev/null`. Must run single-threaded, right before `exec`.
-pub(crate) fn confine_writes(dir: &Path) -> Result<(), String> {
+/// Restricts this process (and everything it starts): with `writes_in`, to
+/// writing under that directory and to `/dev/null`; with `deny_tcp`, to no
+/// TCP connect or bind at all. Must run single-threaded, right before `exec`.
+pub(crate) fn confine(writes_in: Option<&Path>, deny_tcp: bool) -> Result<(), String> {
     let abi = abi_version()?;
-    let rights = write_rights(abi);
+    if deny_tcp && abi < NET_ABI {
+        return Err(format!(
+            "landlock ABI {abi} cannot restrict TCP (needs {NET_ABI})"
+        ));
+    }
+    let rights = if writes_in.is_some() {
+        write_rights(abi)
+    } else {
+        0
+    };
     let attr = RulesetAttr {
         handled_access_fs: rights,
+        handled_access_net: if deny_tcp {
+            NET_BIND_TCP | NET_CONNECT_TCP
+        } else {
+            0
+        },
     };
-    // SAFETY: `attr` lives across the call and its size is passed exactly.
+    // Older kernels reject the larger struct, so pass only what they know.
+    let size = if abi >= NET_ABI {
+        std::mem::size_of::<RulesetAttr>()
+    } else {
+        std::mem::size_of::<u64>()
+    };
+    // SAFETY: `attr` lives across the call and `size` never exceeds it.
     let ruleset = unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
             &attr as *const RulesetAttr,
-            std::mem::size_of::<RulesetAttr>(),
+            size,
             0u32,
         )
     };
@@ -128,7 +158,11 @@ pub(crate) fn confine_writes(dir: &Path) -> Result<(), String> {
     }
     let ruleset = OwnedFd(ruleset as libc::c_int);
     let file_rights = WRITE_FILE | if abi >= 3 { TRUNCATE } else { 0 };
-    for (path, allowed) in [(dir, rights), (Path::new("/dev/null"), file_rights)] {
+    let writable = writes_in
+        .map(|dir| [(dir, rights), (Path::new("/dev/null"), file_rights)])
+        .into_iter()
+        .flatten();
+    for (path, allowed) in writable {
         let target = open_path(path)?;
         let rule = PathBeneathAttr {
             allowed_access: allowed,

@@ -27,6 +27,10 @@ pub const HELPER_FAILED: i32 = 125;
 /// The first line of the helper's stderr message when set-up fails.
 pub(crate) const HELPER_MARK: &str = "evolve-sandbox:";
 
+/// Comma-separated layers to treat as unavailable (`cgroup`, `netns`,
+/// `pidns`, `landlock`), for a machine where one misbehaves.
+pub const SKIP_VARIABLE: &str = "EVOLVE_SANDBOX_SKIP";
+
 static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
 static LAYERS: OnceLock<Layers> = OnceLock::new();
 
@@ -90,6 +94,8 @@ pub struct Layers {
     pub pid_namespace: Support,
     /// Landlock write confinement to the evaluation's directory.
     pub landlock: Support,
+    /// Landlock TCP denial: the network fallback without a network namespace.
+    pub landlock_tcp: Support,
     cgroup_base: Option<PathBuf>,
 }
 
@@ -126,11 +132,40 @@ impl Layers {
             Some(path) => Support::from_result(probe_namespace(path, "--probe-pids")),
             None => Support::No("needs the helper".into()),
         };
-        let landlock = match (helper_path, landlock::abi_version()) {
+        let landlock_abi = landlock::abi_version();
+        let landlock = match (helper_path, &landlock_abi) {
             (Some(_), Ok(abi)) => Support::Yes(format!("ABI {abi}")),
             (None, Ok(_)) => Support::No("needs the helper".into()),
-            (_, Err(why)) => Support::No(why),
+            (_, Err(why)) => Support::No(why.clone()),
         };
+        let landlock_tcp = match (helper_path, &landlock_abi) {
+            (Some(_), Ok(abi)) if *abi >= landlock::NET_ABI => {
+                Support::Yes(format!("ABI {abi} denies TCP connect and bind"))
+            }
+            (Some(_), Ok(abi)) => Support::No(format!(
+                "landlock ABI {abi} cannot restrict TCP (needs {})",
+                landlock::NET_ABI
+            )),
+            (None, _) => Support::No("needs the helper".into()),
+            (_, Err(why)) => Support::No(why.clone()),
+        };
+        let skipped = skipped_layers();
+        let skip = |name: &str, support: Support| {
+            if skipped.iter().any(|s| s == name) {
+                Support::No(format!("skipped by {SKIP_VARIABLE}"))
+            } else {
+                support
+            }
+        };
+        let pids_cgroup = if skipped.iter().any(|s| s == "cgroup") {
+            (skip("cgroup", pids_cgroup.0), None)
+        } else {
+            pids_cgroup
+        };
+        let network_namespace = skip("netns", network_namespace);
+        let pid_namespace = skip("pidns", pid_namespace);
+        let landlock = skip("landlock", landlock);
+        let landlock_tcp = skip("landlock", landlock_tcp);
         Layers {
             helper,
             rlimits,
@@ -138,6 +173,7 @@ impl Layers {
             network_namespace,
             pid_namespace,
             landlock,
+            landlock_tcp,
             cgroup_base: pids_cgroup.1,
         }
     }
@@ -159,12 +195,22 @@ impl Layers {
             ("network namespace", self.network_namespace.clone()),
             ("pid namespace", self.pid_namespace.clone()),
             ("landlock (writes)", self.landlock.clone()),
+            ("landlock (tcp)", self.landlock_tcp.clone()),
         ]
     }
 
     pub(crate) fn cgroup_base(&self) -> Option<&Path> {
         self.cgroup_base.as_deref()
     }
+}
+
+fn skipped_layers() -> Vec<String> {
+    std::env::var(SKIP_VARIABLE)
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Runs the helper in probe mode: it tries the namespace and reports.
@@ -196,6 +242,7 @@ pub struct Plan {
     pub(crate) launcher: Option<PathBuf>,
     pub(crate) cgroup_base: Option<PathBuf>,
     pub(crate) deny_network: bool,
+    pub(crate) deny_tcp: bool,
     pub(crate) own_pids: bool,
     pub(crate) confine_writes: bool,
     pub(crate) limits: SandboxSpec,
@@ -229,8 +276,19 @@ impl Plan {
         };
         let helper = want("resource limits", &layers.rlimits);
         let cgroup = limits.max_processes > 0 && want("pids cgroup", &layers.pids_cgroup);
-        let deny_network =
-            !limits.allow_network && want("network namespace", &layers.network_namespace);
+        // Without a network namespace, Landlock can still deny TCP.
+        let (deny_network, deny_tcp) = match (
+            limits.allow_network,
+            &layers.network_namespace,
+            &layers.landlock_tcp,
+        ) {
+            (true, _, _) => (false, false),
+            (false, Support::Yes(_), _) => (true, false),
+            (false, Support::No(_), Support::Yes(_)) => (false, true),
+            (false, Support::No(_), Support::No(_)) => {
+                (want("network namespace", &layers.network_namespace), false)
+            }
+        };
         let own_pids = want("pid namespace", &layers.pid_namespace);
         let confine_writes = limits.restrict_writes && want("landlock", &layers.landlock);
         if limits.mode == SandboxMode::Strict && !missing.is_empty() {
@@ -243,6 +301,7 @@ impl Plan {
                 .filter(|_| cgroup)
                 .map(Path::to_path_buf),
             deny_network,
+            deny_tcp,
             own_pids,
             confine_writes,
             limits: limits.clone(),
@@ -256,6 +315,7 @@ impl Plan {
             launcher: None,
             cgroup_base: None,
             deny_network: false,
+            deny_tcp: false,
             own_pids: false,
             confine_writes: false,
             limits: limits.clone(),
@@ -307,6 +367,9 @@ impl Plan {
         if self.own_pids {
             wrapped.push("--own-pids".into());
         }
+        if self.deny_tcp {
+            wrapped.push("--deny-tcp".into());
+        }
         wrapped.push("--".into());
         wrapped.extend(argv.iter().map(OsString::from));
         wrapped
@@ -324,6 +387,7 @@ struct HelperArgs {
     cgroup_procs: Option<PathBuf>,
     write_only_in: Option<PathBuf>,
     no_network: bool,
+    deny_tcp: bool,
     own_pids: bool,
     probe: Option<libc::c_int>,
     argv: Vec<OsString>,
@@ -350,6 +414,7 @@ fn parse_helper_args(args: Vec<OsString>) -> Result<HelperArgs, String> {
             "--write-only-in" => parsed.write_only_in = Some(value()?.into()),
             "--no-network" => parsed.no_network = true,
             "--own-pids" => parsed.own_pids = true,
+            "--deny-tcp" => parsed.deny_tcp = true,
             "--probe-network" => parsed.probe = Some(libc::CLONE_NEWNET),
             "--probe-pids" => parsed.probe = Some(libc::CLONE_NEWPID),
             "--" => {
@@ -479,8 +544,8 @@ fn apply(args: &HelperArgs) -> Result<(), String> {
         let limit = processes.saturating_add(existing);
         set_limit(libc::RLIMIT_NPROC, limit, limit)?;
     }
-    if let Some(dir) = &args.write_only_in {
-        landlock::confine_writes(dir)?;
+    if args.write_only_in.is_some() || args.deny_tcp {
+        landlock::confine(args.write_only_in.as_deref(), args.deny_tcp)?;
     }
     Ok(())
 }
@@ -564,6 +629,7 @@ mod tests {
             launcher: Some("/bin/evolve".into()),
             cgroup_base: None,
             deny_network: true,
+            deny_tcp: true,
             own_pids: true,
             confine_writes: true,
             limits,
@@ -583,7 +649,7 @@ mod tests {
         assert_eq!(parsed.processes, Some(256));
         assert_eq!(parsed.cgroup_procs.as_deref(), Some(Path::new("/cg/procs")));
         assert_eq!(parsed.write_only_in.as_deref(), Some(Path::new("/tmp/w")));
-        assert!(parsed.no_network && parsed.own_pids);
+        assert!(parsed.no_network && parsed.own_pids && parsed.deny_tcp);
         assert_eq!(
             parsed.argv,
             argv.iter().map(OsString::from).collect::<Vec<_>>()

@@ -351,6 +351,7 @@ fn strict_mode_refuses_a_missing_layer_or_runs() {
     );
     let all = [
         "network namespace",
+        "pid namespace",
         "landlock",
         "pids cgroup",
         "resource limits",

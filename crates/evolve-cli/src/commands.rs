@@ -224,3 +224,16 @@ pub fn check(problem: &Path) -> Result<ExitCode> {
         }
     }
 }
+
+/// `evolve doctor`: each sandbox layer and whether this machine supports it.
+pub fn doctor() -> Result<ExitCode> {
+    let layers = evolve_eval::Layers::probe();
+    println!("sandbox layers for evaluators on this machine:");
+    for (name, support) in layers.table() {
+        println!("  {name:<20} {support}");
+    }
+    println!(
+        "missing layers are skipped with one warning; `sandbox = \"strict\"` in [evaluator] refuses to run without them"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -79,6 +79,15 @@ enum Command {
         /// The folder to create.
         dir: PathBuf,
     },
+    /// Show which sandbox layers this machine supports for evaluators.
+    Doctor,
+    /// Internal: set up the sandbox in this process, then exec the evaluator.
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox {
+        /// Sandbox options, `--`, then the command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// An error caused by the user's input (exit status 2) rather than by the run.
@@ -88,6 +97,14 @@ pub struct BadInput(pub String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The helper must stay single-threaded and quiet until it execs.
+    if let Command::Sandbox { args } = cli.command {
+        let status = evolve_eval::helper_main(args);
+        return ExitCode::from(u8::try_from(status).unwrap_or(1));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        evolve_eval::set_launcher(exe);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -114,6 +131,8 @@ fn main() -> ExitCode {
         Command::Export { run_dir, output } => commands::export(&run_dir, output.as_deref()),
         Command::Check { problem } => commands::check(&problem),
         Command::New { dir } => scaffold::create(&dir),
+        Command::Doctor => commands::doctor(),
+        Command::Sandbox { .. } => Ok(ExitCode::FAILURE),
     };
     match result {
         Ok(code) => code,

@@ -9,10 +9,12 @@ pub mod diff;
 pub mod hash;
 pub mod outcome;
 pub mod program;
+pub mod sandbox_spec;
 pub mod spec;
 
 pub use block::{BlockError, SourceFile};
 pub use hash::code_hash;
 pub use outcome::{Artifacts, Direction, EvalOutcome, Failure, FailureKind, Metrics};
 pub use program::{Program, ProgramId};
+pub use sandbox_spec::{SandboxMode, SandboxSpec, StageSpec};
 pub use spec::{EvaluatorKind, EvaluatorSpec, EvolutionSpec, ProblemSpec, SpecError};

@@ -68,11 +68,21 @@ pub enum FailureKind {
     ObjectiveNotFinite,
     /// The evaluator process could not be started.
     SpawnFailed,
+    /// The evaluator ran out of its address-space limit (`memory_mb`).
+    MemoryLimit,
+    /// The evaluator used up its CPU-seconds limit (`cpu_s`).
+    CpuLimit,
+    /// The evaluator wrote more than `output_kb` to stdout or stderr.
+    OutputTooLarge,
+    /// The evaluator tried to write a file larger than `file_size_mb`.
+    FileTooLarge,
+    /// A cascade stage's objective did not reach its threshold.
+    ThresholdNotReached,
 }
 
 impl FailureKind {
     /// Every kind, in display order.
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 14] = [
         FailureKind::Timeout,
         FailureKind::ExitCode,
         FailureKind::Signal,
@@ -82,6 +92,11 @@ impl FailureKind {
         FailureKind::ObjectiveMissing,
         FailureKind::ObjectiveNotFinite,
         FailureKind::SpawnFailed,
+        FailureKind::MemoryLimit,
+        FailureKind::CpuLimit,
+        FailureKind::OutputTooLarge,
+        FailureKind::FileTooLarge,
+        FailureKind::ThresholdNotReached,
     ];
 
     /// The stable snake_case name stored in the database.
@@ -96,6 +111,11 @@ impl FailureKind {
             FailureKind::ObjectiveMissing => "objective_missing",
             FailureKind::ObjectiveNotFinite => "objective_not_finite",
             FailureKind::SpawnFailed => "spawn_failed",
+            FailureKind::MemoryLimit => "memory_limit",
+            FailureKind::CpuLimit => "cpu_limit",
+            FailureKind::OutputTooLarge => "output_too_large",
+            FailureKind::FileTooLarge => "file_too_large",
+            FailureKind::ThresholdNotReached => "threshold_not_reached",
         }
     }
 

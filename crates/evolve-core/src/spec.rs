@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::block::SourceFile;
 use crate::outcome::Direction;
+use crate::sandbox_spec::{self, RawStage, SandboxSpec, StageSpec};
 
 /// The file name of a problem's spec inside its folder.
 pub const SPEC_FILE: &str = "problem.toml";
@@ -75,6 +76,19 @@ struct RawEvaluator {
     direction: Direction,
     #[serde(default)]
     env: Vec<String>,
+    cpu_s: Option<u64>,
+    memory_mb: Option<u64>,
+    file_size_mb: Option<u64>,
+    open_files: Option<u64>,
+    max_processes: Option<u64>,
+    output_kb: Option<u64>,
+    kill_grace_s: Option<f64>,
+    allow_network: Option<bool>,
+    restrict_writes: Option<bool>,
+    sandbox: Option<sandbox_spec::SandboxMode>,
+    warm_workers: Option<bool>,
+    #[serde(default)]
+    stages: Vec<RawStage>,
 }
 
 fn default_timeout_s() -> f64 {
@@ -110,6 +124,12 @@ pub struct EvaluatorSpec {
     pub direction: Direction,
     /// Extra environment variable names passed through to the evaluator.
     pub env: Vec<String>,
+    /// Resource limits and isolation layers.
+    #[serde(default)]
+    pub sandbox: SandboxSpec,
+    /// Cascade stages; empty means one plain evaluation.
+    #[serde(default)]
+    pub stages: Vec<StageSpec>,
 }
 
 /// The `[evolution]` table: every key optional.
@@ -257,6 +277,35 @@ impl ProblemSpec {
         if ev.objective.trim().is_empty() {
             return Err(invalid("evaluator.objective", "must name a metric".into()));
         }
+        let defaults = SandboxSpec::default();
+        let sandbox = SandboxSpec {
+            cpu_s: ev.cpu_s.unwrap_or(defaults.cpu_s),
+            memory_mb: ev.memory_mb.unwrap_or(defaults.memory_mb),
+            file_size_mb: ev.file_size_mb.unwrap_or(defaults.file_size_mb),
+            open_files: ev.open_files.unwrap_or(defaults.open_files),
+            max_processes: ev.max_processes.unwrap_or(defaults.max_processes),
+            output_kb: ev.output_kb.unwrap_or(defaults.output_kb),
+            kill_grace_s: ev.kill_grace_s.unwrap_or(defaults.kill_grace_s),
+            allow_network: ev.allow_network.unwrap_or(defaults.allow_network),
+            restrict_writes: ev.restrict_writes.unwrap_or(defaults.restrict_writes),
+            mode: ev.sandbox.unwrap_or(defaults.mode),
+            warm_workers: ev.warm_workers.unwrap_or(defaults.warm_workers),
+        };
+        sandbox_spec::validate(&sandbox).map_err(|(key, message)| invalid(key, message))?;
+        let python = matches!(kind, EvaluatorKind::Python { .. });
+        let mut stages = sandbox_spec::resolve_stages(ev.stages, ev.timeout_s, python)
+            .map_err(|(key, message)| invalid(&key, message))?;
+        for (index, stage) in stages.iter_mut().enumerate() {
+            if let Some(program) = stage.command.as_mut().and_then(|argv| argv.first_mut())
+                && program.contains('/')
+                && Path::new(program.as_str()).is_relative()
+            {
+                let key = format!("evaluator.stages[{index}].command");
+                *program = existing(&key, Path::new(program.as_str()))?
+                    .display()
+                    .to_string();
+            }
+        }
 
         let evolution = raw.evolution;
         if evolution.islands == 0 {
@@ -286,6 +335,8 @@ impl ProblemSpec {
                 objective: ev.objective,
                 direction: ev.direction,
                 env: ev.env,
+                sandbox,
+                stages,
             },
             evolution,
         })

@@ -453,6 +453,8 @@ mod tests {
                     objective: "s".into(),
                     direction: Direction::Maximize,
                     env: vec![],
+                    sandbox: Default::default(),
+                    stages: vec![],
                 },
                 evolution: EvolutionSpec::default(),
             },

@@ -111,3 +111,11 @@ pub fn history(
         .collect::<Result<_, _>>()
         .expect("decode")
 }
+
+/// Rows committed so far, or None while the store is still being created.
+pub fn rows_so_far(run_dir: &Path) -> Option<usize> {
+    let conn = rusqlite::Connection::open(run_dir.join("evolve.db")).ok()?;
+    conn.query_row("SELECT count(*) FROM programs", [], |r| r.get::<_, i64>(0))
+        .ok()
+        .map(|n| n as usize)
+}

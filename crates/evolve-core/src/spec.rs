@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::block::SourceFile;
+use crate::evolution::{FeatureSpec, MigrationTopology, ObjectiveSpec, SelectionStrategy};
 use crate::outcome::Direction;
 
 /// The file name of a problem's spec inside its folder.
@@ -126,8 +127,26 @@ pub struct EvolutionSpec {
     pub migration_interval: u64,
     /// How many programs each island keeps as parents and inspirations.
     pub archive_size: usize,
-    /// Probability of picking the island's best as parent instead of a random member.
+    /// Probability of taking the island's best as parent before applying `selection`.
     pub exploitation: f64,
+    /// How parents are drawn from their island.
+    pub selection: SelectionStrategy,
+    /// Members drawn per tournament (`selection = "tournament"`).
+    pub tournament_size: usize,
+    /// Exponent of `rank^-exponent` (`selection = "power-law"`).
+    pub power_law_exponent: f64,
+    /// Which islands receive migrants.
+    pub migration_topology: MigrationTopology,
+    /// How many of an island's best programs migrate each time.
+    pub migration_count: usize,
+    /// Every this many iterations the weaker half of the islands is re-seeded (0: never).
+    pub reset_interval: u64,
+    /// Candidates at least this similar (estimated Jaccard) to a program on their island are not evaluated.
+    pub novelty_threshold: Option<f64>,
+    /// MAP-Elites dimensions; none means one cell per island.
+    pub features: Vec<FeatureSpec>,
+    /// Objectives for Pareto selection; empty means the evaluator's objective alone.
+    pub objectives: Vec<ObjectiveSpec>,
 }
 
 impl Default for EvolutionSpec {
@@ -138,7 +157,16 @@ impl Default for EvolutionSpec {
             seed: 0,
             migration_interval: 25,
             archive_size: 40,
-            exploitation: 0.3,
+            exploitation: 0.0,
+            selection: SelectionStrategy::default(),
+            tournament_size: 3,
+            power_law_exponent: 1.0,
+            migration_topology: MigrationTopology::default(),
+            migration_count: 1,
+            reset_interval: 0,
+            novelty_threshold: None,
+            features: Vec::new(),
+            objectives: Vec::new(),
         }
     }
 }
@@ -261,6 +289,14 @@ impl ProblemSpec {
                 "must lie between 0 and 1".into(),
             ));
         }
+        crate::evolution::validate(
+            &evolution.features,
+            &evolution.objectives,
+            evolution.novelty_threshold,
+            evolution.tournament_size,
+            evolution.power_law_exponent,
+        )
+        .map_err(|(key, message)| invalid(&key, message))?;
 
         Ok(ProblemSpec {
             name: raw.name,

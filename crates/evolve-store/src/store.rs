@@ -4,17 +4,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use evolve_core::{Artifacts, Metrics, ProblemSpec, Program, ProgramId, code_hash};
+use std::sync::Arc;
+
+use evolve_core::{Artifacts, Metrics, ObjectiveSpec, ProblemSpec, Program, ProgramId, code_hash};
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
+
+use crate::pareto;
+use crate::population::{Population, PopulationConfig};
+
+/// The `mutation` of a copy made by migration.
+pub const MIGRATION: &str = "migration";
+/// The `mutation` of a copy that re-seeded an island at reset.
+pub const RESET: &str = "reset";
 
 /// The database file inside a run directory.
 pub const DB_FILE: &str = "evolve.db";
 
-/// The schema this code writes; older files are migrated on open.
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
+/// Schema steps in order: step `i` takes a file from version `i` to `i + 1`.
+/// A new table or column is a new step appended here, never an edit of an
+/// old one, so every file ever written can be brought up to date on open.
+const MIGRATIONS: &[&str] = &[
+    // 1: the walking skeleton's tables.
+    "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -40,7 +52,24 @@ CREATE TABLE IF NOT EXISTS programs (
 );
 CREATE INDEX IF NOT EXISTS programs_iteration ON programs(iteration);
 CREATE INDEX IF NOT EXISTS programs_status_score ON programs(status, score);
-";
+",
+    // 2: population upkeep (migration, island reset) logged per iteration so a
+    // resumed run never repeats it; proposal timings; one candidate per iteration.
+    "
+ALTER TABLE programs ADD COLUMN propose_ms INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE upkeep (
+    iteration  INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (iteration, kind)
+);
+CREATE UNIQUE INDEX programs_one_candidate_per_iteration
+    ON programs(iteration) WHERE mutation NOT IN ('migration', 'reset');
+",
+];
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A store that cannot be used.
 #[derive(Debug, Error)]
@@ -116,6 +145,8 @@ pub struct Record {
     pub source: String,
     /// Evaluation wall time.
     pub eval_ms: u64,
+    /// Time the mutator or model took to propose it.
+    pub propose_ms: u64,
 }
 
 /// The identity of a run, written once at creation.
@@ -138,7 +169,7 @@ pub struct Counts {
     pub failed: u64,
     /// Candidates never evaluated.
     pub rejected: u64,
-    /// Copies made by migration.
+    /// Copies made by migration and island reset.
     pub migrated: u64,
     /// Failed and rejected candidates by category.
     pub by_reason: BTreeMap<String, u64>,
@@ -169,11 +200,10 @@ impl Store {
         let store = Store::connect(path)?;
         let spec =
             serde_json::to_string(&meta.spec).map_err(|e| store.incompatible(e.to_string()))?;
+        store.migrate_from(0)?;
         store.sql(|c| {
-            c.execute_batch(SCHEMA)?;
             let tx = c.unchecked_transaction()?;
             for (key, value) in [
-                ("schema_version", SCHEMA_VERSION.to_string()),
                 ("spec", spec),
                 ("target_iterations", meta.target_iterations.to_string()),
                 ("created_at", now().to_string()),
@@ -199,15 +229,45 @@ impl Store {
         let store = Store::connect(path)?;
         let version: Option<String> = store.meta("schema_version")?;
         match version.and_then(|v| v.parse::<i64>().ok()) {
-            Some(SCHEMA_VERSION) => {}
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(store.incompatible(format!(
                     "schema version {v} is newer than this evolve supports ({SCHEMA_VERSION})"
                 )));
             }
+            Some(v) if v >= 1 => store.migrate_from(v)?,
             _ => return Err(store.incompatible("not an evolve run database".into())),
         }
         Ok(store)
+    }
+
+    /// Applies every migration step after `version`, each in its own
+    /// transaction together with the new version number.
+    fn migrate_from(&self, version: i64) -> Result<(), StoreError> {
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let to = step as i64 + 1;
+            self.sql(|c| {
+                let tx = c.unchecked_transaction()?;
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [to.to_string()],
+                )?;
+                tx.commit()
+            })?;
+            if version > 0 {
+                tracing::info!("migrated {} to schema version {to}", self.path.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .meta("schema_version")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     fn connect(path: &Path) -> Result<Store, StoreError> {
@@ -221,7 +281,9 @@ impl Store {
         };
         store.sql(|c| {
             c.pragma_update(None, "journal_mode", "WAL")?;
-            c.pragma_update(None, "synchronous", "NORMAL")?;
+            // FULL: a commit survives power loss too, not only a killed process;
+            // one fsync per candidate is small next to an evaluation.
+            c.pragma_update(None, "synchronous", "FULL")?;
             c.pragma_update(None, "foreign_keys", "ON")?;
             c.busy_timeout(std::time::Duration::from_secs(10))
         })?;
@@ -287,63 +349,146 @@ impl Store {
 
     /// Appends a candidate, committed before this returns; gives its id.
     pub fn insert(&self, record: &Record) -> Result<ProgramId, StoreError> {
-        let metrics = serde_json::to_string(&record.metrics).unwrap_or_else(|_| "{}".into());
-        let artifacts = serde_json::to_string(&record.artifacts).unwrap_or_else(|_| "{}".into());
+        self.sql(|c| insert_row(c, record))
+    }
+
+    /// Appends many candidates in one transaction (bulk loads, tools, benches).
+    pub fn insert_many(&self, records: &[Record]) -> Result<Vec<ProgramId>, StoreError> {
         self.sql(|c| {
-            let mut statement = c.prepare_cached(
-                "INSERT INTO programs (iteration, parent_id, island, generation, status, score, code, code_hash,
-                    metrics, artifacts, failure_kind, failure_detail, mutation, source, eval_ms, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            )?;
-            statement.execute(params![
-                record.iteration as i64,
-                record.parent,
-                record.island,
-                record.generation,
-                record.status.as_str(),
-                record.score,
-                record.code,
-                code_hash(&record.code) as i64,
-                metrics,
-                artifacts,
-                record.failure_kind,
-                record.failure_detail,
-                record.mutation,
-                record.source,
-                record.eval_ms as i64,
-                now(),
-            ])?;
-            Ok(c.last_insert_rowid())
+            let tx = c.unchecked_transaction()?;
+            let ids = records
+                .iter()
+                .map(|r| insert_row(&tx, r))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(ids)
         })
     }
 
-    /// Every scored program in insertion order, to rebuild a [`crate::Population`].
-    pub fn scored_programs(&self) -> Result<Vec<Program>, StoreError> {
+    /// Records population upkeep (`migration` or `reset`) of `iteration` and
+    /// the copies it made, atomically: either all of it is on disk or none.
+    pub fn record_upkeep(
+        &self,
+        iteration: u64,
+        kind: &str,
+        copies: &[Record],
+    ) -> Result<Vec<ProgramId>, StoreError> {
+        self.sql(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "INSERT INTO upkeep (iteration, kind, created_at) VALUES (?1, ?2, ?3)",
+                params![iteration as i64, kind, now()],
+            )?;
+            let ids = copies
+                .iter()
+                .map(|r| insert_row(&tx, r))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(ids)
+        })
+    }
+
+    /// True when upkeep `kind` of `iteration` was already recorded.
+    pub fn upkeep_done(&self, iteration: u64, kind: &str) -> Result<bool, StoreError> {
+        self.sql(|c| {
+            c.prepare_cached("SELECT count(*) > 0 FROM upkeep WHERE iteration = ?1 AND kind = ?2")?
+                .query_row(params![iteration as i64, kind], |r| r.get(0))
+        })
+    }
+
+    /// Rebuilds the in-memory population by replaying the stored programs in
+    /// the order they were committed (resets included), then the exact
+    /// duplicate screen and the child counts.
+    pub fn rebuild(&self, config: PopulationConfig) -> Result<Population, StoreError> {
+        let mut population = Population::new(config);
+        self.sql(|c| {
+            let mut statement = c.prepare(
+                "SELECT id, parent_id, island, generation, code, score, metrics, artifacts, mutation
+                 FROM programs WHERE status = 'scored' ORDER BY id",
+            )?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let program = row_to_program(row)?;
+                let mutation: String = row.get(8)?;
+                if mutation == RESET {
+                    population.reset_island(program.island as usize);
+                }
+                if program.parent.is_none() {
+                    population.seed_unindexed(program);
+                } else {
+                    population.insert_unindexed(Arc::new(program));
+                }
+            }
+            let mut statement =
+                c.prepare("SELECT code_hash FROM programs WHERE status != 'rejected'")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                population.mark_evaluated(row.get::<_, i64>(0)? as u64);
+            }
+            let mut statement = c.prepare(
+                "SELECT parent_id, count(*) FROM programs
+                 WHERE parent_id IS NOT NULL AND status != 'rejected'
+                   AND mutation NOT IN ('migration', 'reset')
+                 GROUP BY parent_id",
+            )?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                population.set_children(row.get(0)?, row.get(1)?);
+            }
+            Ok(())
+        })?;
+        population.finish_rebuild();
+        Ok(population)
+    }
+
+    /// The Pareto front of all scored programs over `objectives` (programs
+    /// lacking a finite objective metric are left out), in id order.
+    pub fn pareto_front(&self, objectives: &[ObjectiveSpec]) -> Result<Vec<Program>, StoreError> {
+        let mut front: Vec<(Vec<f64>, Program)> = Vec::new();
         self.sql(|c| {
             let mut statement = c.prepare(
                 "SELECT id, parent_id, island, generation, code, score, metrics, artifacts
-                 FROM programs WHERE status = 'scored' ORDER BY id",
+                 FROM programs WHERE status = 'scored' AND mutation NOT IN ('migration', 'reset')
+                 ORDER BY id",
             )?;
-            let rows = statement.query_map([], row_to_program)?;
-            rows.collect()
-        })
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let program = row_to_program(row)?;
+                let point: Option<Vec<f64>> = objectives
+                    .iter()
+                    .map(|o| {
+                        program
+                            .metrics
+                            .get(&o.metric)
+                            .filter(|v| v.is_finite())
+                            .map(|v| o.direction.fitness(*v))
+                    })
+                    .collect();
+                let Some(point) = point else { continue };
+                if front
+                    .iter()
+                    .any(|(p, _)| pareto::dominates(p, &point) || *p == point)
+                {
+                    continue;
+                }
+                front.retain(|(p, _)| !pareto::dominates(&point, p));
+                front.push((point, program));
+            }
+            Ok(())
+        })?;
+        Ok(front.into_iter().map(|(_, p)| p).collect())
     }
 
-    /// Content hashes of every evaluated program, to skip re-evaluating duplicates.
-    pub fn evaluated_hashes(&self) -> Result<Vec<u64>, StoreError> {
-        self.sql(|c| {
-            let mut statement =
-                c.prepare("SELECT code_hash FROM programs WHERE status != 'rejected'")?;
-            let rows = statement.query_map([], |r| r.get::<_, i64>(0).map(|h| h as u64))?;
-            rows.collect()
-        })
+    /// SQLite's own consistency check: `ok` when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.sql(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
     }
 
     /// Iterations already recorded (so a resumed run redoes only the rest).
     pub fn completed_iterations(&self) -> Result<BTreeSet<u64>, StoreError> {
         self.sql(|c| {
             let mut statement =
-                c.prepare("SELECT DISTINCT iteration FROM programs WHERE mutation != 'migration'")?;
+                c.prepare("SELECT DISTINCT iteration FROM programs WHERE mutation NOT IN ('migration', 'reset')")?;
             let rows = statement.query_map([], |r| r.get::<_, i64>(0).map(|i| i as u64))?;
             rows.collect()
         })
@@ -390,7 +535,7 @@ impl Store {
         self.sql(|c| {
             let mut counts = Counts::default();
             let mut statement = c.prepare(
-                "SELECT status, mutation = 'migration', coalesce(failure_kind, ''), count(*) FROM programs GROUP BY 1, 2, 3",
+                "SELECT status, mutation IN ('migration', 'reset'), coalesce(failure_kind, ''), count(*) FROM programs GROUP BY 1, 2, 3",
             )?;
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
@@ -426,6 +571,36 @@ impl Store {
             rows.collect()
         })
     }
+}
+
+fn insert_row(c: &Connection, record: &Record) -> rusqlite::Result<ProgramId> {
+    let metrics = serde_json::to_string(&record.metrics).unwrap_or_else(|_| "{}".into());
+    let artifacts = serde_json::to_string(&record.artifacts).unwrap_or_else(|_| "{}".into());
+    let mut statement = c.prepare_cached(
+        "INSERT INTO programs (iteration, parent_id, island, generation, status, score, code, code_hash,
+            metrics, artifacts, failure_kind, failure_detail, mutation, source, eval_ms, propose_ms, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?;
+    statement.execute(params![
+        record.iteration as i64,
+        record.parent,
+        record.island,
+        record.generation,
+        record.status.as_str(),
+        record.score,
+        record.code,
+        code_hash(&record.code) as i64,
+        metrics,
+        artifacts,
+        record.failure_kind,
+        record.failure_detail,
+        record.mutation,
+        record.source,
+        record.eval_ms as i64,
+        record.propose_ms as i64,
+        now(),
+    ])?;
+    Ok(c.last_insert_rowid())
 }
 
 fn row_to_program(row: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {

@@ -477,4 +477,37 @@ mod tests {
         );
         assert!(error_of(&both).contains("exactly one"));
     }
+
+    #[test]
+    fn population_keys_parse_and_bad_ones_name_their_key() {
+        let spec = format!(
+            "{GOOD}[evolution]\nselection = \"power-law\"\nmigration_topology = \"all\"\nreset_interval = 50\nnovelty_threshold = 0.95\n\n[[evolution.features]]\nmetric = \"code_length\"\nmin = 0\nmax = 4000\nbins = 8\n\n[[evolution.objectives]]\nmetric = \"s\"\ndirection = \"maximize\"\n\n[[evolution.objectives]]\nmetric = \"time\"\ndirection = \"minimize\"\n"
+        );
+        let dir = folder(&spec);
+        let evolution = ProblemSpec::load(dir.path()).unwrap().evolution;
+        assert_eq!(evolution.selection, SelectionStrategy::PowerLaw);
+        assert_eq!(evolution.migration_topology, MigrationTopology::All);
+        assert_eq!(evolution.features[0].bins, 8);
+        assert_eq!(evolution.objectives.len(), 2);
+        assert_eq!(evolution.novelty_threshold, Some(0.95));
+
+        let msg = error_of(&format!("{GOOD}[evolution]\nselection = \"greedy\"\n"));
+        assert!(
+            msg.contains("problem.toml:10:") && msg.contains("evolution.selection"),
+            "{msg}"
+        );
+        let msg = error_of(&format!(
+            "{GOOD}[[evolution.features]]\nmetric = \"x\"\nmin = 1\nmax = 1\n"
+        ));
+        assert!(msg.contains("evolution.features[0].max"), "{msg}");
+        let msg = error_of(&format!(
+            "{GOOD}[[evolution.features]]\nmetric = \"x\"\nmin = 0\nmax = 1\nbinz = 3\n"
+        ));
+        assert!(
+            msg.contains("problem.toml:13:") && msg.contains("binz"),
+            "{msg}"
+        );
+        let msg = error_of(&format!("{GOOD}[evolution]\nnovelty_threshold = 1.5\n"));
+        assert!(msg.contains("evolution.novelty_threshold"), "{msg}");
+    }
 }

@@ -617,3 +617,242 @@ fn row_to_program(row: &rusqlite::Row<'_>) -> rusqlite::Result<Program> {
         artifacts: serde_json::from_str(&artifacts).unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use evolve_core::{Direction, EvaluatorKind, EvaluatorSpec, EvolutionSpec};
+
+    use super::*;
+
+    fn meta() -> RunMeta {
+        RunMeta {
+            spec: ProblemSpec {
+                name: "t".into(),
+                dir: "/tmp".into(),
+                initial_program: "/tmp/initial.py".into(),
+                description: String::new(),
+                evaluator: EvaluatorSpec {
+                    kind: EvaluatorKind::Command {
+                        argv: vec!["true".into()],
+                    },
+                    timeout_s: 1.0,
+                    objective: "score".into(),
+                    direction: Direction::Maximize,
+                    env: Vec::new(),
+                },
+                evolution: EvolutionSpec::default(),
+            },
+            target_iterations: 10,
+        }
+    }
+
+    fn scored(
+        iteration: u64,
+        parent: Option<i64>,
+        island: u32,
+        score: f64,
+        metrics: &[(&str, f64)],
+    ) -> Record {
+        Record {
+            iteration,
+            parent,
+            island,
+            generation: 0,
+            status: Status::Scored,
+            score: Some(score),
+            code: format!("x = {iteration}\n"),
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            artifacts: Default::default(),
+            failure_kind: None,
+            failure_detail: None,
+            mutation: "numeric".into(),
+            source: "offline".into(),
+            eval_ms: 1,
+            propose_ms: 2,
+        }
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute("INSERT INTO meta VALUES ('schema_version', '1')", [])
+                .unwrap();
+            let spec = serde_json::to_string(&meta().spec).unwrap();
+            c.execute("INSERT INTO meta VALUES ('spec', ?1)", [spec])
+                .unwrap();
+            c.execute(
+                "INSERT INTO programs (iteration, island, generation, status, score, code, code_hash,
+                    metrics, artifacts, mutation, source, eval_ms, created_at)
+                 VALUES (0, 0, 0, 'scored', 1.5, 'x', 1, '{}', '{}', 'initial', 'initial', 3, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.counts().unwrap().scored, 1);
+        assert!(!store.upkeep_done(5, MIGRATION).unwrap());
+        store.insert(&scored(1, Some(1), 0, 2.0, &[])).unwrap();
+        drop(store);
+        // Reopening a current file applies nothing and loses nothing.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.counts().unwrap().scored, 2);
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_file_from_a_newer_evolve_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::create(&path, &meta()).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        let error = Store::open(&path).unwrap_err().to_string();
+        assert!(error.contains("newer"), "{error}");
+    }
+
+    #[test]
+    fn an_iteration_holds_one_candidate_but_any_number_of_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join(DB_FILE), &meta()).unwrap();
+        let first = store.insert(&scored(0, None, 0, 1.0, &[])).unwrap();
+        store.insert(&scored(1, Some(first), 0, 1.0, &[])).unwrap();
+        assert!(store.insert(&scored(1, Some(first), 0, 2.0, &[])).is_err());
+        let copy = |island| Record {
+            mutation: MIGRATION.into(),
+            ..scored(1, Some(first), island, 1.0, &[])
+        };
+        let ids = store
+            .record_upkeep(1, MIGRATION, &[copy(1), copy(2)])
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(store.upkeep_done(1, MIGRATION).unwrap());
+        // Recording the same upkeep twice fails as a whole: no stray copies.
+        assert!(store.record_upkeep(1, MIGRATION, &[copy(3)]).is_err());
+        let counts = store.counts().unwrap();
+        assert_eq!((counts.scored, counts.migrated), (2, 2));
+        assert_eq!(store.completed_iterations().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rebuild_replays_resets_and_matches_the_live_population() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join(DB_FILE), &meta()).unwrap();
+        let mut config = PopulationConfig::simple(2, 3, Direction::Maximize);
+        config.novelty_threshold = Some(0.9);
+        let mut live = Population::new(config.clone());
+        let initial = scored(0, None, 0, 1.0, &[]);
+        let root = store.insert(&initial).unwrap();
+        live.seed(Program {
+            id: root,
+            parent: None,
+            island: 0,
+            generation: 0,
+            code: initial.code.clone(),
+            score: 1.0,
+            metrics: Default::default(),
+            artifacts: Default::default(),
+        });
+        let add = |live: &mut Population, record: Record| {
+            let id = store.insert(&record).unwrap();
+            if let Some(parent) = record.parent.filter(|_| record.mutation != RESET) {
+                live.note_child(parent);
+            }
+            live.insert(Arc::new(Program {
+                id,
+                parent: record.parent,
+                island: record.island,
+                generation: 0,
+                code: record.code,
+                score: record.score.unwrap(),
+                metrics: record.metrics,
+                artifacts: record.artifacts,
+            }));
+            id
+        };
+        for i in 1..=8u64 {
+            add(
+                &mut live,
+                scored(i, Some(root), (i % 2) as u32, i as f64, &[]),
+            );
+        }
+        // Island 0 is reset with island 1's best.
+        let donor = live.island_best(1).unwrap().clone();
+        let copy = Record {
+            code: donor.code.clone(),
+            mutation: RESET.into(),
+            ..scored(9, Some(donor.id), 0, donor.score, &[])
+        };
+        let ids = store
+            .record_upkeep(9, RESET, std::slice::from_ref(&copy))
+            .unwrap();
+        live.reset_island(0);
+        live.insert(Arc::new(Program {
+            id: ids[0],
+            island: 0,
+            parent: Some(donor.id),
+            ..(*donor).clone()
+        }));
+        let rebuilt = store.rebuild(config).unwrap();
+        for island in 0..2 {
+            let ids = |p: &Population| {
+                let mut v: Vec<i64> = p.members(island).iter().map(|m| m.id).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(ids(&rebuilt), ids(&live), "island {island}");
+        }
+        assert_eq!(rebuilt.members(0).len(), 1);
+        assert_eq!(rebuilt.best().unwrap().score, 8.0);
+        assert_eq!(rebuilt.children_of(root), 8);
+        assert!(rebuilt.was_evaluated(code_hash("x = 3\n")));
+        assert!(rebuilt.near_duplicate(1, &donor.code).is_some());
+    }
+
+    #[test]
+    fn the_pareto_front_holds_exactly_the_non_dominated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(&dir.path().join(DB_FILE), &meta()).unwrap();
+        let points = [
+            (1.0, 5.0),
+            (2.0, 4.0),
+            (1.5, 3.0),
+            (3.0, 1.0),
+            (2.0, 4.0),
+            (0.5, 0.5),
+        ];
+        for (i, (a, b)) in points.iter().enumerate() {
+            store
+                .insert(&scored(i as u64, None, 0, *a, &[("a", *a), ("b", *b)]))
+                .unwrap();
+        }
+        store
+            .insert(&scored(10, None, 0, 9.0, &[("a", 9.0)]))
+            .unwrap();
+        let objectives = [
+            ObjectiveSpec {
+                metric: "a".into(),
+                direction: Direction::Maximize,
+            },
+            ObjectiveSpec {
+                metric: "b".into(),
+                direction: Direction::Maximize,
+            },
+        ];
+        let front: Vec<u64> = store
+            .pareto_front(&objectives)
+            .unwrap()
+            .iter()
+            .map(|p| p.id as u64)
+            .collect();
+        assert_eq!(front, [1, 2, 4]);
+    }
+}

@@ -197,25 +197,42 @@ impl Store {
                 message: "already exists; use `evolve resume`".into(),
             });
         }
-        let store = Store::connect(path)?;
-        let spec =
-            serde_json::to_string(&meta.spec).map_err(|e| store.incompatible(e.to_string()))?;
-        store.migrate_from(0)?;
-        store.sql(|c| {
-            let tx = c.unchecked_transaction()?;
-            for (key, value) in [
-                ("spec", spec),
-                ("target_iterations", meta.target_iterations.to_string()),
-                ("created_at", now().to_string()),
-            ] {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                    params![key, value],
-                )?;
-            }
-            tx.commit()
+        // Built under a temporary name and renamed into place, so a crash
+        // while creating never leaves a half-made run behind.
+        let building = path.with_extension("db-creating");
+        for suffix in ["", "-wal", "-shm"] {
+            let mut leftover = building.clone().into_os_string();
+            leftover.push(suffix);
+            // An earlier creation that crashed; absence is the normal case.
+            let _ = std::fs::remove_file(leftover);
+        }
+        {
+            let store = Store::connect(&building)?;
+            let spec =
+                serde_json::to_string(&meta.spec).map_err(|e| store.incompatible(e.to_string()))?;
+            store.migrate_from(0)?;
+            store.sql(|c| {
+                let tx = c.unchecked_transaction()?;
+                for (key, value) in [
+                    ("spec", spec),
+                    ("target_iterations", meta.target_iterations.to_string()),
+                    ("created_at", now().to_string()),
+                ] {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                        params![key, value],
+                    )?;
+                }
+                tx.commit()?;
+                // Fold the WAL into the file before it changes name.
+                c.pragma_update(None, "journal_mode", "DELETE")
+            })?;
+        }
+        std::fs::rename(&building, path).map_err(|e| StoreError::Incompatible {
+            path: path.into(),
+            message: format!("cannot move the new database into place: {e}"),
         })?;
-        Ok(store)
+        Store::connect(path)
     }
 
     /// Opens an existing run database.

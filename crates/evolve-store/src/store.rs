@@ -1,6 +1,6 @@
 //! The SQLite file of a run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -302,6 +302,9 @@ impl Store {
             // one fsync per candidate is small next to an evaluation.
             c.pragma_update(None, "synchronous", "FULL")?;
             c.pragma_update(None, "foreign_keys", "ON")?;
+            // Reading a large run back on resume goes through memory maps
+            // instead of one read call per page.
+            c.pragma_update(None, "mmap_size", 1i64 << 30)?;
             c.busy_timeout(std::time::Duration::from_secs(10))
         })?;
         Ok(store)
@@ -418,16 +421,33 @@ impl Store {
     /// duplicate screen and the child counts.
     pub fn rebuild(&self, config: PopulationConfig) -> Result<Population, StoreError> {
         let mut population = Population::new(config);
+        // One pass over the table: a run of a million programs is read once.
         self.sql(|c| {
             let mut statement = c.prepare(
-                "SELECT id, parent_id, island, generation, code, score, metrics, artifacts, mutation
-                 FROM programs WHERE status = 'scored' ORDER BY id",
+                "SELECT id, parent_id, island, generation, code, score, metrics, artifacts,
+                        mutation, status, code_hash
+                 FROM programs ORDER BY id",
             )?;
+            let mut children: HashMap<ProgramId, u32> = HashMap::new();
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
+                let status = row.get_ref(9)?.as_str().unwrap_or("");
+                if status == "rejected" {
+                    continue;
+                }
+                population.mark_evaluated(row.get::<_, i64>(10)? as u64);
+                let mutation = row.get_ref(8)?.as_str().unwrap_or("");
+                let copy = mutation == MIGRATION || mutation == RESET;
+                let parent: Option<ProgramId> = row.get(1)?;
+                if let Some(parent) = parent.filter(|_| !copy) {
+                    *children.entry(parent).or_default() += 1;
+                }
+                if status != "scored" {
+                    continue;
+                }
+                let reset = mutation == RESET;
                 let program = row_to_program(row)?;
-                let mutation: String = row.get(8)?;
-                if mutation == RESET {
+                if reset {
                     population.reset_island(program.island as usize);
                 }
                 if program.parent.is_none() {
@@ -436,21 +456,8 @@ impl Store {
                     population.insert_unindexed(Arc::new(program));
                 }
             }
-            let mut statement =
-                c.prepare("SELECT code_hash FROM programs WHERE status != 'rejected'")?;
-            let mut rows = statement.query([])?;
-            while let Some(row) = rows.next()? {
-                population.mark_evaluated(row.get::<_, i64>(0)? as u64);
-            }
-            let mut statement = c.prepare(
-                "SELECT parent_id, count(*) FROM programs
-                 WHERE parent_id IS NOT NULL AND status != 'rejected'
-                   AND mutation NOT IN ('migration', 'reset')
-                 GROUP BY parent_id",
-            )?;
-            let mut rows = statement.query([])?;
-            while let Some(row) = rows.next()? {
-                population.set_children(row.get(0)?, row.get(1)?);
+            for (parent, count) in children {
+                population.set_children(parent, count);
             }
             Ok(())
         })?;

@@ -2,41 +2,17 @@
 //! with SIGKILL at several random moments and resumed each time; the store
 //! must end consistent, with every iteration recorded exactly once.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::{evolve, problem};
 use rusqlite::Connection;
 
 const ITERATIONS: u64 = 500;
 const KILLS: usize = 5;
-
-/// A problem whose evaluator is a tiny shell script, so iterations are fast
-/// and kills land in every phase: proposing, evaluating, committing, upkeep.
-fn problem(dir: &Path) {
-    std::fs::write(
-        dir.join("problem.toml"),
-        "name = \"kill\"\ninitial_program = \"initial.py\"\n\n[evaluator]\ncommand = [\"./eval.sh\"]\n\
-         timeout_s = 10\nobjective = \"score\"\ndirection = \"maximize\"\n\n[evolution]\n\
-         islands = 3\nmigration_interval = 7\nreset_interval = 20\narchive_size = 5\n\
-         selection = \"weighted\"\n\n[[evolution.features]]\nmetric = \"x\"\nmin = -10\nmax = 10\nbins = 5\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("initial.py"),
-        "# EVOLVE-BLOCK-START\nx = 1.0\ny = 2.0\n# EVOLVE-BLOCK-END\n",
-    )
-    .unwrap();
-    let script = dir.join("eval.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nawk -F'=' '/^x =/{x=$2} /^y =/{y=$2} END{printf \"{\\\"score\\\": %.9f, \\\"x\\\": %.9f}\\n\", -(x-3)^2-(y+1)^2, x}' \"$1\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// xorshift: random kill moments without a dependency; the seed is printed.
 fn next(state: &mut u64) -> u64 {
@@ -46,14 +22,14 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-fn evolve() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_evolve"))
-}
-
 #[test]
 fn slow_kill_and_resume_keeps_the_store_consistent() {
     let dir = tempfile::tempdir().unwrap();
-    problem(dir.path());
+    problem(
+        dir.path(),
+        "islands = 3\nmigration_interval = 7\nreset_interval = 20\narchive_size = 5\n\
+         selection = \"weighted\"\n\n[[evolution.features]]\nmetric = \"x\"\nmin = -10\nmax = 10\nbins = 5\n",
+    );
     let run_dir = dir.path().join("run");
     let mut state = SystemTime::now()
         .duration_since(UNIX_EPOCH)

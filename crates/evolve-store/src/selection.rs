@@ -72,10 +72,14 @@ pub fn choose(
             roulette(weights, rng).map(|i| order[i])
         }
         SelectionStrategy::Weighted => {
-            let mut sorted: Vec<f64> = contestants.iter().map(|c| c.fitness).collect();
-            sorted.sort_by(f64::total_cmp);
-            let median = sorted[n / 2];
-            let spread = (sorted[n - 1] - sorted[0]).max(1e-12);
+            let mut fitness: Vec<f64> = contestants.iter().map(|c| c.fitness).collect();
+            let (low, high) = fitness
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &f| {
+                    (lo.min(f), hi.max(f))
+                });
+            let median = *fitness.select_nth_unstable_by(n / 2, f64::total_cmp).1;
+            let spread = (high - low).max(1e-12);
             roulette(
                 contestants.iter().map(|c| {
                     let z = SIGMOID_STEEPNESS * (c.fitness - median) / spread;

@@ -56,12 +56,11 @@ impl Signature {
     pub fn of(code: &str) -> Signature {
         let hashes: Vec<u64> = tokens(code).map(token_hash).collect();
         let mut slots = [u64::MAX; SIGNATURE_LEN];
+        // Shingle hashes are already well mixed, so each slot's hash function
+        // can be a cheap multiply-add (an odd multiplier keeps it a bijection).
         let mut add = |shingle: u64| {
-            for (i, slot) in slots.iter_mut().enumerate() {
-                let h = mix(shingle ^ SLOT_SEEDS[i]);
-                if h < *slot {
-                    *slot = h;
-                }
+            for ((slot, a), b) in slots.iter_mut().zip(&SLOT_MULTIPLIERS).zip(&SLOT_SEEDS) {
+                *slot = (*slot).min(shingle.wrapping_mul(*a).wrapping_add(*b));
             }
         };
         if hashes.len() < SHINGLE {
@@ -93,20 +92,24 @@ impl Signature {
     }
 }
 
-const SLOT_SEEDS: [u64; SIGNATURE_LEN] = {
+const SLOT_SEEDS: [u64; SIGNATURE_LEN] = constants(0x2545_f491_4f6c_dd1d, 0);
+const SLOT_MULTIPLIERS: [u64; SIGNATURE_LEN] = constants(0x9fb2_1c65_1e98_df25, 1);
+
+/// Fixed pseudo-random constants (splitmix64 from `start`), OR-ed with `low_bits`.
+const fn constants(start: u64, low_bits: u64) -> [u64; SIGNATURE_LEN] {
     let mut seeds = [0u64; SIGNATURE_LEN];
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut state: u64 = start;
     let mut i = 0;
     while i < SIGNATURE_LEN {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        seeds[i] = z ^ (z >> 31);
+        seeds[i] = (z ^ (z >> 31)) | low_bits;
         i += 1;
     }
     seeds
-};
+}
 
 /// The LSH index of one island's programs.
 #[derive(Debug, Clone, Default)]

@@ -1,4 +1,4 @@
-//! SLOW end-to-end test (about 10–20 s): the real `evolve` binary is killed
+//! SLOW end-to-end test (about 5–15 s): the real `evolve` binary is killed
 //! with SIGKILL at several random moments and resumed each time; the store
 //! must end consistent, with every iteration recorded exactly once.
 

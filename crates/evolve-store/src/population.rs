@@ -253,11 +253,12 @@ impl Population {
         if elite {
             island.elites.insert(at, program.clone());
             island.elite_ids.insert(program.id);
-            if island.elites.len() > archive_size {
-                if let Some(evicted) = island.elites.pop() {
-                    island.elite_ids.remove(&evicted.id);
-                    released.push(evicted.id);
-                }
+            let overflow = (island.elites.len() > archive_size)
+                .then(|| island.elites.pop())
+                .flatten();
+            if let Some(evicted) = overflow {
+                island.elite_ids.remove(&evicted.id);
+                released.push(evicted.id);
             }
         }
         let mut holds_cell = false;

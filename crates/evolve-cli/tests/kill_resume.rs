@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{evolve, problem};
 use rusqlite::Connection;
 
-const ITERATIONS: u64 = 500;
+const ITERATIONS: u64 = 1200;
 const KILLS: usize = 5;
 
 /// xorshift: random kill moments without a dependency; the seed is printed.
@@ -59,7 +59,7 @@ fn slow_kill_and_resume_keeps_the_store_consistent() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(50 + next(&mut state) % 650));
+        std::thread::sleep(Duration::from_millis(30 + next(&mut state) % 470));
         if child.try_wait().unwrap().is_some() {
             finished = true;
             break;

@@ -188,6 +188,38 @@ pub fn export(run_dir: &Path, output: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `evolve export --front`
+pub fn export_front(run_dir: &Path, output: Option<&Path>) -> Result<ExitCode> {
+    let store = open_store(run_dir)?;
+    let objectives = store.run_meta()?.spec.evolution.objectives;
+    if objectives.is_empty() {
+        return Err(BadInput(format!(
+            "{}: this run declares no `evolution.objectives`, so it has no Pareto front; use `evolve export`",
+            run_dir.display()
+        ))
+        .into());
+    }
+    let front: Vec<serde_json::Value> = store
+        .pareto_front(&objectives)?
+        .into_iter()
+        .map(|p| serde_json::json!({"id": p.id, "score": p.score, "metrics": p.metrics, "code": p.code}))
+        .collect();
+    let text = serde_json::to_string_pretty(&front)?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, text + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "wrote the Pareto front ({} programs) to {}",
+                front.len(),
+                path.display()
+            );
+        }
+        None => println!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `evolve check`
 pub fn check(problem: &Path) -> Result<ExitCode> {
     let spec = load_problem(problem)?;

@@ -68,6 +68,9 @@ enum Command {
         /// Output file (default: stdout).
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
+        /// Write the Pareto front over `evolution.objectives` as JSON instead.
+        #[arg(long)]
+        front: bool,
     },
     /// Validate a problem folder and evaluate its initial program once.
     Check {
@@ -128,7 +131,14 @@ fn main() -> ExitCode {
             json,
         } => commands::resume(&run_dir, iterations, jobs, json),
         Command::Best { run_dir, json } => commands::best(&run_dir, json),
-        Command::Export { run_dir, output } => commands::export(&run_dir, output.as_deref()),
+        Command::Export {
+            run_dir,
+            output,
+            front: true,
+        } => commands::export_front(&run_dir, output.as_deref()),
+        Command::Export {
+            run_dir, output, ..
+        } => commands::export(&run_dir, output.as_deref()),
         Command::Check { problem } => commands::check(&problem),
         Command::New { dir } => scaffold::create(&dir),
         Command::Doctor => commands::doctor(),

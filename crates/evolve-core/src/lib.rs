@@ -6,6 +6,7 @@
 
 pub mod block;
 pub mod diff;
+pub mod evolution;
 pub mod hash;
 pub mod outcome;
 pub mod program;
@@ -13,6 +14,7 @@ pub mod sandbox_spec;
 pub mod spec;
 
 pub use block::{BlockError, SourceFile};
+pub use evolution::{FeatureSpec, MigrationTopology, ObjectiveSpec, SelectionStrategy};
 pub use hash::code_hash;
 pub use outcome::{Artifacts, Direction, EvalOutcome, Failure, FailureKind, Metrics};
 pub use program::{Program, ProgramId};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::block::SourceFile;
+use crate::evolution::{FeatureSpec, MigrationTopology, ObjectiveSpec, SelectionStrategy};
 use crate::outcome::Direction;
 use crate::sandbox_spec::{self, RawStage, SandboxSpec, StageSpec};
 
@@ -132,6 +133,21 @@ pub struct EvaluatorSpec {
     pub stages: Vec<StageSpec>,
 }
 
+impl EvaluatorSpec {
+    /// An evaluator with default timeout, sandbox and no stages.
+    pub fn new(kind: EvaluatorKind, objective: &str, direction: Direction) -> EvaluatorSpec {
+        EvaluatorSpec {
+            kind,
+            timeout_s: default_timeout_s(),
+            objective: objective.into(),
+            direction,
+            env: Vec::new(),
+            sandbox: SandboxSpec::default(),
+            stages: Vec::new(),
+        }
+    }
+}
+
 /// The `[evolution]` table: every key optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -146,8 +162,26 @@ pub struct EvolutionSpec {
     pub migration_interval: u64,
     /// How many programs each island keeps as parents and inspirations.
     pub archive_size: usize,
-    /// Probability of picking the island's best as parent instead of a random member.
+    /// Probability of taking the island's best as parent before applying `selection`.
     pub exploitation: f64,
+    /// How parents are drawn from their island.
+    pub selection: SelectionStrategy,
+    /// Members drawn per tournament (`selection = "tournament"`).
+    pub tournament_size: usize,
+    /// Exponent of `rank^-exponent` (`selection = "power-law"`).
+    pub power_law_exponent: f64,
+    /// Which islands receive migrants.
+    pub migration_topology: MigrationTopology,
+    /// How many of an island's best programs migrate each time.
+    pub migration_count: usize,
+    /// Every this many iterations the weaker half of the islands is re-seeded (0: never).
+    pub reset_interval: u64,
+    /// Candidates at least this similar (estimated Jaccard) to a program on their island are not evaluated.
+    pub novelty_threshold: Option<f64>,
+    /// MAP-Elites dimensions; none means one cell per island.
+    pub features: Vec<FeatureSpec>,
+    /// Objectives for Pareto selection; empty means the evaluator's objective alone.
+    pub objectives: Vec<ObjectiveSpec>,
 }
 
 impl Default for EvolutionSpec {
@@ -158,7 +192,16 @@ impl Default for EvolutionSpec {
             seed: 0,
             migration_interval: 25,
             archive_size: 40,
-            exploitation: 0.3,
+            exploitation: 0.0,
+            selection: SelectionStrategy::default(),
+            tournament_size: 3,
+            power_law_exponent: 1.0,
+            migration_topology: MigrationTopology::default(),
+            migration_count: 1,
+            reset_interval: 0,
+            novelty_threshold: None,
+            features: Vec::new(),
+            objectives: Vec::new(),
         }
     }
 }
@@ -323,6 +366,14 @@ impl ProblemSpec {
                 "must lie between 0 and 1".into(),
             ));
         }
+        crate::evolution::validate(
+            &evolution.features,
+            &evolution.objectives,
+            evolution.novelty_threshold,
+            evolution.tournament_size,
+            evolution.power_law_exponent,
+        )
+        .map_err(|(key, message)| invalid(&key, message))?;
 
         Ok(ProblemSpec {
             name: raw.name,
@@ -504,5 +555,38 @@ mod tests {
             "python = \"evaluator.py\"\ncommand = [\"x\"]",
         );
         assert!(error_of(&both).contains("exactly one"));
+    }
+
+    #[test]
+    fn population_keys_parse_and_bad_ones_name_their_key() {
+        let spec = format!(
+            "{GOOD}[evolution]\nselection = \"power-law\"\nmigration_topology = \"all\"\nreset_interval = 50\nnovelty_threshold = 0.95\n\n[[evolution.features]]\nmetric = \"code_length\"\nmin = 0\nmax = 4000\nbins = 8\n\n[[evolution.objectives]]\nmetric = \"s\"\ndirection = \"maximize\"\n\n[[evolution.objectives]]\nmetric = \"time\"\ndirection = \"minimize\"\n"
+        );
+        let dir = folder(&spec);
+        let evolution = ProblemSpec::load(dir.path()).unwrap().evolution;
+        assert_eq!(evolution.selection, SelectionStrategy::PowerLaw);
+        assert_eq!(evolution.migration_topology, MigrationTopology::All);
+        assert_eq!(evolution.features[0].bins, 8);
+        assert_eq!(evolution.objectives.len(), 2);
+        assert_eq!(evolution.novelty_threshold, Some(0.95));
+
+        let msg = error_of(&format!("{GOOD}[evolution]\nselection = \"greedy\"\n"));
+        assert!(
+            msg.contains("problem.toml:10:") && msg.contains("evolution.selection"),
+            "{msg}"
+        );
+        let msg = error_of(&format!(
+            "{GOOD}[[evolution.features]]\nmetric = \"x\"\nmin = 1\nmax = 1\n"
+        ));
+        assert!(msg.contains("evolution.features[0].max"), "{msg}");
+        let msg = error_of(&format!(
+            "{GOOD}[[evolution.features]]\nmetric = \"x\"\nmin = 0\nmax = 1\nbinz = 3\n"
+        ));
+        assert!(
+            msg.contains("problem.toml:13:") && msg.contains("binz"),
+            "{msg}"
+        );
+        let msg = error_of(&format!("{GOOD}[evolution]\nnovelty_threshold = 1.5\n"));
+        assert!(msg.contains("evolution.novelty_threshold"), "{msg}");
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use evolve_core::{EvalOutcome, ProblemSpec, Program, code_hash};
 use evolve_eval::Evaluator;
 use evolve_mutate::{MutateError, MutationRequest, Mutator, OfflineMutator, Proposal};
-use evolve_store::{Counts, DB_FILE, Population, Record, RunMeta, Status, Store};
+use evolve_store::{
+    Counts, DB_FILE, MIGRATION, Population, PopulationConfig, RESET, Record, RunMeta, Status, Store,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinSet;
@@ -85,6 +87,7 @@ pub struct Run {
 struct Pending {
     iteration: u64,
     parent: Arc<Program>,
+    propose_ms: u64,
 }
 
 enum Phase {
@@ -138,18 +141,7 @@ impl Run {
         target: u64,
         run_dir: &Path,
     ) -> Result<Run, EngineError> {
-        let evolution = &spec.evolution;
-        let mut population = Population::new(
-            evolution.islands,
-            evolution.archive_size,
-            spec.evaluator.direction,
-        );
-        for hash in store.evaluated_hashes()? {
-            population.mark_evaluated(hash);
-        }
-        for program in store.scored_programs()? {
-            seed_or_insert(&mut population, program);
-        }
+        let population = store.rebuild(PopulationConfig::from_spec(&spec))?;
         let evaluator = Arc::new(Evaluator::new(&spec)?);
         let mutator = Arc::new(OfflineMutator::for_extension(spec.program_extension()));
         Ok(Run {
@@ -293,7 +285,7 @@ impl Run {
         if let Some(failure) = failure {
             return Err(EngineError::InitialFailed(failure));
         }
-        seed_or_insert(&mut self.population, program_of(id, &record));
+        self.population.seed(program_of(id, &record));
         Ok(())
     }
 
@@ -303,12 +295,12 @@ impl Run {
         if evolution.migration_interval > 0 && iteration % evolution.migration_interval == 0 {
             self.migrate(iteration)?;
         }
+        if evolution.reset_interval > 0 && iteration % evolution.reset_interval == 0 {
+            self.reset_islands(iteration)?;
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(iteration_seed(evolution.seed, iteration));
         let island = (iteration % self.population.island_count() as u64) as usize;
-        let Some(parent) = self
-            .population
-            .select_parent(island, evolution.exploitation, &mut rng)
-        else {
+        let Some(parent) = self.population.select_parent(island, &mut rng) else {
             return Err(EngineError::InitialFailed("the population is empty".into()));
         };
         let inspirations =
@@ -321,33 +313,64 @@ impl Run {
         };
         let mutator = self.mutator.clone();
         tasks.spawn(async move {
+            let started = std::time::Instant::now();
             let proposal = mutator.propose(&request).await;
-            Phase::Proposed(Pending { iteration, parent }, proposal)
+            let propose_ms = started.elapsed().as_millis() as u64;
+            Phase::Proposed(
+                Pending {
+                    iteration,
+                    parent,
+                    propose_ms,
+                },
+                proposal,
+            )
         });
         Ok(())
     }
 
-    /// Copies each island's best to the next island on the ring.
+    /// Copies island elites along the migration topology, once per iteration
+    /// even across resumes.
     fn migrate(&mut self, iteration: u64) -> Result<(), EngineError> {
-        for (program, to) in self.population.ring_migrants() {
-            let record = Record {
-                iteration,
-                parent: Some(program.id),
-                island: to,
-                generation: program.generation,
-                status: Status::Scored,
-                score: Some(program.score),
-                code: program.code.clone(),
-                metrics: program.metrics.clone(),
-                artifacts: program.artifacts.clone(),
-                failure_kind: None,
-                failure_detail: None,
-                mutation: "migration".into(),
-                source: "migration".into(),
-                eval_ms: 0,
-            };
-            let id = self.store.insert(&record)?;
-            self.population.insert(Arc::new(program_of(id, &record)));
+        if self.store.upkeep_done(iteration, MIGRATION)? {
+            return Ok(());
+        }
+        let evolution = &self.spec.evolution;
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(iteration_seed(evolution.seed ^ UPKEEP_SALT, iteration));
+        let plan = self.population.migrants(
+            evolution.migration_topology,
+            evolution.migration_count,
+            &mut rng,
+        );
+        let copies: Vec<Record> = plan
+            .iter()
+            .map(|(program, to)| copy_record(iteration, program, *to, MIGRATION))
+            .collect();
+        let ids = self.store.record_upkeep(iteration, MIGRATION, &copies)?;
+        for (id, record) in ids.into_iter().zip(&copies) {
+            self.population.insert(Arc::new(program_of(id, record)));
+        }
+        Ok(())
+    }
+
+    /// Re-seeds the weaker half of the islands from the best of the others
+    /// (FunSearch's island reset), once per iteration even across resumes.
+    fn reset_islands(&mut self, iteration: u64) -> Result<(), EngineError> {
+        if self.store.upkeep_done(iteration, RESET)? {
+            return Ok(());
+        }
+        let seed = self.spec.evolution.seed ^ UPKEEP_SALT.rotate_left(17);
+        let mut rng = ChaCha8Rng::seed_from_u64(iteration_seed(seed, iteration));
+        let copies: Vec<Record> = self
+            .population
+            .reset_plan(&mut rng)
+            .iter()
+            .map(|(island, donor)| copy_record(iteration, donor, *island, RESET))
+            .collect();
+        let ids = self.store.record_upkeep(iteration, RESET, &copies)?;
+        for (id, record) in ids.into_iter().zip(&copies) {
+            self.population.reset_island(record.island as usize);
+            self.population.insert(Arc::new(program_of(id, record)));
         }
         Ok(())
     }
@@ -358,16 +381,26 @@ impl Run {
         pending: &Pending,
         proposal: Result<Proposal, MutateError>,
     ) -> Result<Option<Proposal>, EngineError> {
+        let island = pending.parent.island as usize;
         let (kind, detail, code, source) = match proposal {
-            Ok(proposal) if !self.population.was_evaluated(code_hash(&proposal.code)) => {
-                return Ok(Some(proposal));
-            }
-            Ok(proposal) => (
+            Ok(proposal) if self.population.was_evaluated(code_hash(&proposal.code)) => (
                 "duplicate",
                 "identical code was already evaluated".to_string(),
                 proposal.code,
                 proposal.source,
             ),
+            Ok(proposal) => match self.population.near_duplicate(island, &proposal.code) {
+                None => return Ok(Some(proposal)),
+                Some(near) => (
+                    "near_duplicate",
+                    format!(
+                        "estimated {:.2} similar to program {} on island {island}",
+                        near.similarity, near.id
+                    ),
+                    proposal.code,
+                    proposal.source,
+                ),
+            },
             Err(error) => {
                 let kind = match error {
                     MutateError::NoChange(_) => "no_change",
@@ -398,6 +431,7 @@ impl Run {
             mutation: "rejected".into(),
             source,
             eval_ms: 0,
+            propose_ms: pending.propose_ms,
         })?;
         Ok(None)
     }
@@ -411,17 +445,21 @@ impl Run {
     ) -> Result<Event, EngineError> {
         let parent = &pending.parent;
         let previous_best = self.best_score();
-        let record = record_of(
-            pending.iteration,
-            Some(parent.id),
-            parent.island,
-            parent.generation + 1,
-            proposal.code,
-            &proposal.kind,
-            &proposal.source,
-            outcome,
-        );
+        let record = Record {
+            propose_ms: pending.propose_ms,
+            ..record_of(
+                pending.iteration,
+                Some(parent.id),
+                parent.island,
+                parent.generation + 1,
+                proposal.code,
+                &proposal.kind,
+                &proposal.source,
+                outcome,
+            )
+        };
         let id = self.store.insert(&record)?;
+        self.population.note_child(parent.id);
         let score = record.score;
         match score {
             Some(_) => {
@@ -457,17 +495,27 @@ impl Run {
     }
 }
 
-/// The initial program (iteration 0) seeds every island; others join their own.
-fn seed_or_insert(population: &mut Population, program: Program) {
-    if program.parent.is_none() {
-        for island in 0..population.island_count() {
-            population.insert(Arc::new(Program {
-                island: island as u32,
-                ..program.clone()
-            }));
-        }
-    } else {
-        population.insert(Arc::new(program));
+/// Salt separating the upkeep RNG streams from the iterations' own.
+const UPKEEP_SALT: u64 = 0x6d69_6772_6174_6521;
+
+/// The store row of a program copied to `island` by migration or reset.
+fn copy_record(iteration: u64, program: &Program, island: u32, kind: &str) -> Record {
+    Record {
+        iteration,
+        parent: Some(program.id),
+        island,
+        generation: program.generation,
+        status: Status::Scored,
+        score: Some(program.score),
+        code: program.code.clone(),
+        metrics: program.metrics.clone(),
+        artifacts: program.artifacts.clone(),
+        failure_kind: None,
+        failure_detail: None,
+        mutation: kind.into(),
+        source: kind.into(),
+        eval_ms: 0,
+        propose_ms: 0,
     }
 }
 
@@ -506,6 +554,7 @@ fn record_of(
         mutation: mutation.into(),
         source: source.into(),
         eval_ms: outcome.elapsed_ms,
+        propose_ms: 0,
     }
 }
 

@@ -9,10 +9,12 @@ pub mod diff;
 pub mod hash;
 pub mod outcome;
 pub mod program;
+pub mod reply;
 pub mod spec;
 
 pub use block::{BlockError, SourceFile};
 pub use hash::code_hash;
 pub use outcome::{Artifacts, Direction, EvalOutcome, Failure, FailureKind, Metrics};
 pub use program::{Program, ProgramId};
+pub use reply::{AppliedReply, ReplyChange, ReplyError, apply_model_reply};
 pub use spec::{EvaluatorKind, EvaluatorSpec, EvolutionSpec, ProblemSpec, SpecError};

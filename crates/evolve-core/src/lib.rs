@@ -7,6 +7,7 @@
 pub mod block;
 pub mod diff;
 pub mod hash;
+pub mod models;
 pub mod outcome;
 pub mod program;
 pub mod reply;
@@ -14,6 +15,7 @@ pub mod spec;
 
 pub use block::{BlockError, SourceFile};
 pub use hash::code_hash;
+pub use models::{LlmSpec, ModelCall, ModelSpec, Provider};
 pub use outcome::{Artifacts, Direction, EvalOutcome, Failure, FailureKind, Metrics};
 pub use program::{Program, ProgramId};
 pub use reply::{AppliedReply, ReplyChange, ReplyError, apply_model_reply};

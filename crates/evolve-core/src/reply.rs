@@ -42,7 +42,12 @@ impl fmt::Display for ReplyChange {
         match self {
             ReplyChange::Diff(kinds) => {
                 let kinds: Vec<String> = kinds.iter().map(ToString::to_string).collect();
-                write!(f, "diff: {} block(s) applied ({})", kinds.len(), kinds.join(", "))
+                write!(
+                    f,
+                    "diff: {} block(s) applied ({})",
+                    kinds.len(),
+                    kinds.join(", ")
+                )
             }
             ReplyChange::Regions => f.write_str("fenced program: regions replaced"),
             ReplyChange::Definition(name) => write!(f, "fenced definition `{name}` replaced"),
@@ -153,7 +158,11 @@ pub fn largest_fence(reply: &str) -> Option<String> {
 fn apply_fenced(program: &str, reply: &str) -> Result<AppliedReply, ReplyError> {
     let file = SourceFile::parse(program).map_err(DiffError::Block)?;
     let code = largest_fence(reply).ok_or(ReplyError::NoCode)?;
-    let eol = if program.contains("\r\n") { "\r\n" } else { "\n" };
+    let eol = if program.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let code = code.replace('\n', eol);
     if code.contains(START_MARKER) || code.contains(END_MARKER) {
         let fenced = SourceFile::parse(&code).map_err(ReplyError::Markers)?;

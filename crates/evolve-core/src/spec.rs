@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::block::SourceFile;
+use crate::models::{LlmSpec, ModelSpec};
 use crate::outcome::Direction;
 
 /// The file name of a problem's spec inside its folder.
@@ -62,6 +63,10 @@ struct RawProblem {
     evaluator: RawEvaluator,
     #[serde(default)]
     evolution: EvolutionSpec,
+    #[serde(default)]
+    models: Vec<ModelSpec>,
+    #[serde(default)]
+    llm: LlmSpec,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +163,12 @@ pub struct ProblemSpec {
     pub evaluator: EvaluatorSpec,
     /// Evolution settings.
     pub evolution: EvolutionSpec,
+    /// Language models proposing candidates (none: the offline mutator).
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+    /// Prompt, request mix and budget settings for the models.
+    #[serde(default)]
+    pub llm: LlmSpec,
 }
 
 impl ProblemSpec {
@@ -262,6 +273,15 @@ impl ProblemSpec {
             ));
         }
 
+        for (index, model) in raw.models.iter().enumerate() {
+            if let Some((key, message)) = model.problem() {
+                return Err(invalid(&format!("models[{index}].{key}"), message));
+            }
+        }
+        if let Some((key, message)) = raw.llm.problem() {
+            return Err(invalid(&format!("llm.{key}"), message));
+        }
+
         Ok(ProblemSpec {
             name: raw.name,
             dir,
@@ -275,6 +295,8 @@ impl ProblemSpec {
                 env: ev.env,
             },
             evolution,
+            models: raw.models,
+            llm: raw.llm,
         })
     }
 

@@ -377,7 +377,13 @@ async fn handle(mut stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::R
     } else if request.path.ends_with("/messages") {
         Flavour::Anthropic
     } else {
-        return respond(&mut stream, 404, &[], r#"{"error":{"message":"no such route"}}"#).await;
+        return respond(
+            &mut stream,
+            404,
+            &[],
+            r#"{"error":{"message":"no such route"}}"#,
+        )
+        .await;
     };
     let (planned, config) = plan(&shared, &request);
     let result = answer(&mut stream, &request, flavour, planned, &config).await;
@@ -567,7 +573,12 @@ pub fn good_edit(prompt: &str, seed: u64) -> String {
         let scaled = ((value as f64 * factor).round() as u64).max(1);
         (if scaled == value { value + 1 } else { scaled }).to_string()
     };
-    let new_line = format!("{}{}{}", &line[..span.start], new_literal, &line[span.end..]);
+    let new_line = format!(
+        "{}{}{}",
+        &line[..span.start],
+        new_literal,
+        &line[span.end..]
+    );
     format!(
         "Changing `{literal}` to `{new_literal}` should help.\n\n<<<<<<< SEARCH\n{line}\n=======\n{new_line}\n>>>>>>> REPLACE\n"
     )
@@ -582,7 +593,8 @@ mod tests {
         let prompt = "intro 12\n```\n# EVOLVE-BLOCK-START\ndef f(n=100):\n    return n * 2.5\n# EVOLVE-BLOCK-END\n```\n";
         let edit = good_edit(prompt, 3);
         assert!(edit.contains("<<<<<<< SEARCH\n"), "{edit}");
-        let program = "# EVOLVE-BLOCK-START\ndef f(n=100):\n    return n * 2.5\n# EVOLVE-BLOCK-END\n";
+        let program =
+            "# EVOLVE-BLOCK-START\ndef f(n=100):\n    return n * 2.5\n# EVOLVE-BLOCK-END\n";
         let applied = evolve_core::diff::apply_reply(program, &edit).expect("edit applies");
         assert_ne!(applied.program, program);
     }

@@ -34,7 +34,9 @@ fn parse_args() -> Result<(u16, StandinConfig, bool), String> {
         };
         match flag.as_str() {
             "--port" => port = number("--port")? as u16,
-            "--latency-ms" => config.latency = Duration::from_millis(number("--latency-ms")? as u64),
+            "--latency-ms" => {
+                config.latency = Duration::from_millis(number("--latency-ms")? as u64)
+            }
             "--fault-rate" => config.fault_rate = number("--fault-rate")?,
             "--seed" => config.seed = number("--seed")? as u64,
             "--hang-ms" => config.hang = Duration::from_millis(number("--hang-ms")? as u64),
@@ -70,7 +72,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("cannot start the runtime: {error}");

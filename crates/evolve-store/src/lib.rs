@@ -4,8 +4,10 @@
 //! committed before the engine counts it as done. [`Population`] is the
 //! in-memory view used for selection; it is always rebuildable from the store.
 
+mod model_calls;
 mod population;
 mod store;
 
+pub use model_calls::ModelCallTotals;
 pub use population::Population;
 pub use store::{Counts, DB_FILE, Record, RunMeta, Status, Store, StoreError};

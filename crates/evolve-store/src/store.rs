@@ -228,7 +228,10 @@ impl Store {
         Ok(store)
     }
 
-    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn sql<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         f(&self.conn).map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             source,

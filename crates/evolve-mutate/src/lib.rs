@@ -52,6 +52,10 @@ pub enum MutateError {
     /// The source itself failed (network, server, quota...).
     #[error("source failed: {0}")]
     Source(String),
+    /// The source has stopped for good (budget spent, keys refused...); the
+    /// request was not made and its iteration is left for a later resume.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 /// A source of new candidates.

@@ -126,7 +126,7 @@ impl Default for StandinConfig {
 pub struct Stats {
     /// Requests received on the model routes.
     pub requests: u64,
-    /// Replies by kind (`good`, fault names, `unauthorized`, `text`).
+    /// Replies by kind (`good`, fault names, `text`).
     pub by_kind: BTreeMap<String, u64>,
     /// The most model requests being handled at the same time.
     pub max_concurrent: u64,
@@ -312,10 +312,24 @@ enum Planned {
     Good(u64),
     Fault(Fault),
     Text(String),
-    Unauthorized(String),
 }
 
-fn plan(shared: &Mutex<Shared>, request: &Request) -> (Planned, StandinConfig) {
+/// The key given, when a key is required and this is not it.
+fn rejected_key(shared: &Mutex<Shared>, request: &Request) -> Option<String> {
+    let required = shared.lock().ok()?.config.required_key.clone()?;
+    let given = given_key(request);
+    (given != required).then_some(given)
+}
+
+fn given_key(request: &Request) -> String {
+    request
+        .header("authorization")
+        .map(|v| v.trim_start_matches("Bearer ").to_string())
+        .or_else(|| request.header("x-api-key").map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn plan(shared: &Mutex<Shared>) -> (Planned, StandinConfig) {
     let Ok(mut guard) = shared.lock() else {
         return (Planned::Fault(Fault::ServerError), StandinConfig::default());
     };
@@ -323,31 +337,17 @@ fn plan(shared: &Mutex<Shared>, request: &Request) -> (Planned, StandinConfig) {
     s.stats.requests += 1;
     s.concurrent += 1;
     s.stats.max_concurrent = s.stats.max_concurrent.max(s.concurrent);
-    let given = request
-        .header("authorization")
-        .map(|v| v.trim_start_matches("Bearer ").to_string())
-        .or_else(|| request.header("x-api-key").map(str::to_string))
-        .unwrap_or_default();
-    let planned = if s
-        .config
-        .required_key
-        .as_ref()
-        .is_some_and(|want| *want != given)
-    {
-        Planned::Unauthorized(given)
-    } else {
-        match s.script.pop_front() {
-            Some(Scripted::Good) => Planned::Good(s.rng.random()),
-            Some(Scripted::Fault(f)) => Planned::Fault(f),
-            Some(Scripted::Text(t)) => Planned::Text(t),
-            None => {
-                let faulty = s.rng.random_bool(s.config.fault_rate.clamp(0.0, 1.0));
-                if faulty && !s.config.faults.is_empty() {
-                    let i = s.rng.random_range(0..s.config.faults.len());
-                    Planned::Fault(s.config.faults[i])
-                } else {
-                    Planned::Good(s.rng.random())
-                }
+    let planned = match s.script.pop_front() {
+        Some(Scripted::Good) => Planned::Good(s.rng.random()),
+        Some(Scripted::Fault(f)) => Planned::Fault(f),
+        Some(Scripted::Text(t)) => Planned::Text(t),
+        None => {
+            let faulty = s.rng.random_bool(s.config.fault_rate.clamp(0.0, 1.0));
+            if faulty && !s.config.faults.is_empty() {
+                let i = s.rng.random_range(0..s.config.faults.len());
+                Planned::Fault(s.config.faults[i])
+            } else {
+                Planned::Good(s.rng.random())
             }
         }
     };
@@ -355,7 +355,6 @@ fn plan(shared: &Mutex<Shared>, request: &Request) -> (Planned, StandinConfig) {
         Planned::Good(_) => "good",
         Planned::Fault(f) => f.name(),
         Planned::Text(_) => "text",
-        Planned::Unauthorized(_) => "unauthorized",
     };
     *s.stats.by_kind.entry(kind.to_string()).or_default() += 1;
     (planned, s.config.clone())
@@ -372,6 +371,15 @@ async fn handle(mut stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::R
             .unwrap_or(Value::Null);
         return respond(&mut stream, 200, &[], &stats.to_string()).await;
     }
+    if let Some(given) = rejected_key(&shared, &request) {
+        let message = json!({"error": {
+            "message": format!("Incorrect API key provided: {given}"),
+            "type": "invalid_request_error", "code": "invalid_api_key"}});
+        return respond(&mut stream, 401, &[], &message.to_string()).await;
+    }
+    if request.method == "GET" && request.path.ends_with("/models") {
+        return respond(&mut stream, 200, &[], r#"{"object":"list","data":[]}"#).await;
+    }
     let flavour = if request.path.ends_with("/chat/completions") {
         Flavour::OpenAi
     } else if request.path.ends_with("/messages") {
@@ -385,7 +393,7 @@ async fn handle(mut stream: TcpStream, shared: Arc<Mutex<Shared>>) -> std::io::R
         )
         .await;
     };
-    let (planned, config) = plan(&shared, &request);
+    let (planned, config) = plan(&shared);
     let result = answer(&mut stream, &request, flavour, planned, &config).await;
     if let Ok(mut s) = shared.lock() {
         s.concurrent -= 1;
@@ -404,12 +412,6 @@ async fn answer(
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let prompt = prompt_text(&body);
     let (text, finish, with_usage) = match planned {
-        Planned::Unauthorized(given) => {
-            let message = json!({"error": {
-                "message": format!("Incorrect API key provided: {given}"),
-                "type": "invalid_request_error", "code": "invalid_api_key"}});
-            return respond(stream, 401, &[], &message.to_string()).await;
-        }
         Planned::Fault(Fault::RateLimited) => {
             let message = json!({"error": {"message": "Rate limit reached", "type": "rate_limit_error"}});
             let wait = config.retry_after_ms;

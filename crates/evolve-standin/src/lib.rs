@@ -522,11 +522,12 @@ fn prompt_text(body: &Value) -> String {
 
 /// The lines of the first EVOLVE-BLOCK region shown in the prompt.
 fn first_region(prompt: &str) -> Vec<&str> {
+    // Marker lines end with the marker; prose that mentions it does not.
     prompt
         .lines()
-        .skip_while(|l| !l.contains("EVOLVE-BLOCK-START"))
+        .skip_while(|l| !l.trim_end().ends_with("EVOLVE-BLOCK-START"))
         .skip(1)
-        .take_while(|l| !l.contains("EVOLVE-BLOCK-END"))
+        .take_while(|l| !l.trim_end().ends_with("EVOLVE-BLOCK-END"))
         .collect()
 }
 
@@ -592,7 +593,7 @@ mod tests {
 
     #[test]
     fn good_edits_change_one_number_inside_the_region() {
-        let prompt = "intro 12\n```\n# EVOLVE-BLOCK-START\ndef f(n=100):\n    return n * 2.5\n# EVOLVE-BLOCK-END\n```\n";
+        let prompt = "intro 12 `# EVOLVE-BLOCK-START` 3\n```\n# EVOLVE-BLOCK-START\ndef f(n=100):\n    return n * 2.5\n# EVOLVE-BLOCK-END\n```\n";
         let edit = good_edit(prompt, 3);
         assert!(edit.contains("<<<<<<< SEARCH\n"), "{edit}");
         let program =

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use evolve_core::{ModelSpec, ProblemSpec, Provider};
 use evolve_engine::{Run, RunOptions};
 use evolve_eval::Evaluator;
-use evolve_llm::{LlmMutator, ReplayMutator};
+use evolve_llm::{LlmMutator, ReplayMutator, ensemble_name};
 use evolve_mutate::Mutator;
 use evolve_store::{DB_FILE, Store};
 
@@ -160,7 +160,8 @@ pub fn run(
             Source::Replay(recorded) => {
                 let store = open_store(&recorded)?;
                 let meta = store.run_meta()?;
-                let replay = ReplayMutator::new(store.model_calls()?);
+                let name = ensemble_name(&meta.spec.models);
+                let replay = ReplayMutator::new(name, store.model_calls()?);
                 (
                     meta.spec,
                     Some(meta.target_iterations),

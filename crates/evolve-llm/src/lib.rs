@@ -16,7 +16,7 @@ mod mutator;
 pub mod prompt;
 mod replay;
 
-pub use mutator::LlmMutator;
+pub use mutator::{LlmMutator, ensemble_name};
 pub use replay::ReplayMutator;
 
 use thiserror::Error;

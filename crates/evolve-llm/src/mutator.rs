@@ -16,6 +16,15 @@ use crate::budget::Budget;
 use crate::client::{ChatRequest, Followup, ModelClient, redact};
 use crate::prompt::{PromptInput, Prompts, RequestKind};
 
+/// The name an ensemble records as its source: its models' labels joined by `+`.
+pub fn ensemble_name(models: &[evolve_core::ModelSpec]) -> String {
+    models
+        .iter()
+        .map(evolve_core::ModelSpec::label)
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
 /// Mixes a parent's failure count into a seed, so a retried request never
 /// repeats the sampling of the one that failed.
 fn vary_seed(seed: u64, failures: u32) -> u64 {
@@ -57,11 +66,7 @@ impl LlmMutator {
             return Err(LlmError::NoModels);
         }
         let llm = &spec.llm;
-        let name = clients
-            .iter()
-            .map(|c| c.label().to_string())
-            .collect::<Vec<_>>()
-            .join("+");
+        let name = ensemble_name(&spec.models);
         Ok(LlmMutator {
             prompts: Prompts::load(spec)?,
             mix: [

@@ -19,6 +19,7 @@ fn is_transport_failure(call: &ModelCall) -> bool {
 
 /// Serves a recorded run's replies instead of asking a model.
 pub struct ReplayMutator {
+    name: String,
     by_iteration: BTreeMap<u64, Vec<ModelCall>>,
     last_recorded: u64,
     calls: Mutex<Vec<ModelCall>>,
@@ -26,13 +27,15 @@ pub struct ReplayMutator {
 }
 
 impl ReplayMutator {
-    /// A replay of `calls` (as read from the recorded run's store).
-    pub fn new(calls: Vec<ModelCall>) -> ReplayMutator {
+    /// A replay of `calls` (as read from the recorded run's store); `name`
+    /// is the recorded mutator's, so rejected candidates read the same.
+    pub fn new(name: String, calls: Vec<ModelCall>) -> ReplayMutator {
         let mut by_iteration: BTreeMap<u64, Vec<ModelCall>> = BTreeMap::new();
         for call in calls {
             by_iteration.entry(call.iteration).or_default().push(call);
         }
         ReplayMutator {
+            name,
             last_recorded: by_iteration.keys().next_back().copied().unwrap_or(0),
             by_iteration,
             calls: Mutex::new(Vec::new()),
@@ -44,7 +47,7 @@ impl ReplayMutator {
 #[async_trait]
 impl Mutator for ReplayMutator {
     fn name(&self) -> &str {
-        "replay"
+        &self.name
     }
 
     fn take_calls(&self) -> Vec<ModelCall> {

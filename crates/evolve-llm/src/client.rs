@@ -111,6 +111,7 @@ impl ModelClient {
     /// Prepares a client; fails when the key's variable is unset (except for
     /// servers on this machine, which rarely want a key).
     pub fn new(spec: &ModelSpec) -> Result<ModelClient, LlmError> {
+        crate::install_crypto_provider();
         let (default_base, default_env) = match spec.provider {
             Provider::OpenAi => ("https://api.openai.com/v1", "OPENAI_API_KEY"),
             Provider::Anthropic => ("https://api.anthropic.com", "ANTHROPIC_API_KEY"),
@@ -554,6 +555,48 @@ mod tests {
                 .min(BACKOFF_CAP);
             assert!(d <= full && d >= full.mul_f64(0.75), "{attempt}: {d:?}");
         }
+    }
+
+    fn request_body(model: &str, reasoning: Option<bool>) -> Value {
+        let mut spec = ModelSpec::new(Provider::OpenAi, model);
+        spec.base_url = Some("http://127.0.0.1:9/v1".into());
+        spec.temperature = Some(0.7);
+        spec.reasoning = reasoning;
+        let client = ModelClient::new(&spec).unwrap();
+        client.body(&ChatRequest {
+            system: "s".into(),
+            user: "u".into(),
+            seed: 5,
+        })
+    }
+
+    #[test]
+    fn reasoning_models_get_completion_tokens_and_no_temperature() {
+        let plain = request_body("qwen", None);
+        assert_eq!(plain["max_tokens"], 4096);
+        assert_eq!(plain["temperature"], 0.7);
+        let reasoning = request_body("o3-mini", None);
+        assert_eq!(reasoning["max_completion_tokens"], 4096);
+        assert!(reasoning.get("max_tokens").is_none());
+        assert!(reasoning.get("temperature").is_none());
+        let forced = request_body("my-model", Some(true));
+        assert!(forced.get("temperature").is_none());
+    }
+
+    #[test]
+    fn replies_with_null_content_or_no_usage_are_read() {
+        let reply = parse_openai(
+            &json!({"choices": [{"message": {"content": null}, "finish_reason": "length"}]}),
+        );
+        assert_eq!(reply.text, "");
+        assert_eq!(reply.finish_reason.as_deref(), Some("length"));
+        assert_eq!(reply.input_tokens, 0);
+        let reply = parse_anthropic(&json!({"content": [
+            {"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+            "stop_reason": "max_tokens", "usage": {"input_tokens": 3, "output_tokens": 4}}));
+        assert_eq!(reply.text, "ab");
+        assert_eq!(reply.finish_reason.as_deref(), Some("length"));
+        assert_eq!((reply.input_tokens, reply.output_tokens), (3, 4));
     }
 
     #[test]

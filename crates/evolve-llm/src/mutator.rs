@@ -56,7 +56,6 @@ pub struct LlmMutator {
 impl LlmMutator {
     /// Builds the mutator for `spec.models` (all must be real model providers).
     pub fn new(spec: &ProblemSpec) -> Result<LlmMutator, LlmError> {
-        crate::install_crypto_provider();
         let clients = spec
             .models
             .iter()

@@ -22,6 +22,9 @@ const TEMPLATES: [(&str, &str); 5] = [
 /// The folder inside a problem folder that may override templates.
 pub const PROMPTS_DIR: &str = "prompts";
 
+/// Description kept when nothing else is left to drop.
+const MIN_DESCRIPTION_CHARS: usize = 400;
+
 /// Feedback kept per program once inspirations are gone and the prompt is still too long.
 const MIN_FEEDBACK_CHARS: usize = 300;
 
@@ -202,7 +205,9 @@ impl Prompts {
                 inspirations: &inspirations,
                 previous_failure: Some("sample failure"),
             };
-            if let Err(error) = prompts.render_once(&input, usize::MAX, prompts.feedback_chars) {
+            if let Err(error) =
+                prompts.render_once(&input, usize::MAX, prompts.feedback_chars, usize::MAX)
+            {
                 let origin = sources
                     .iter()
                     .find(|(name, _)| *name == kind.template())
@@ -246,9 +251,11 @@ impl Prompts {
         input: &PromptInput<'_>,
         inspirations: usize,
         feedback_chars: usize,
+        description_chars: usize,
     ) -> Result<(String, String), String> {
+        let description = cut(&self.description, description_chars);
         let context = PromptContext {
-            description: &self.description,
+            description: &description,
             objective: &self.objective,
             direction: self.direction,
             language: &self.language,
@@ -281,15 +288,24 @@ impl Prompts {
         };
         let mut shown = input.inspirations.len();
         let mut feedback = self.feedback_chars;
+        let mut description = self.description.len();
         loop {
-            let (system, user) = self.render_once(input, shown, feedback).map_err(fail)?;
-            if system.len() + user.len() <= self.max_chars {
+            let (system, user) = self
+                .render_once(input, shown, feedback, description)
+                .map_err(fail)?;
+            let size = system.len() + user.len();
+            if size <= self.max_chars {
                 return Ok((system, user));
             }
             if shown > 0 {
                 shown -= 1;
             } else if feedback > MIN_FEEDBACK_CHARS {
                 feedback = MIN_FEEDBACK_CHARS;
+            } else if description > MIN_DESCRIPTION_CHARS {
+                let excess = size - self.max_chars;
+                description = description
+                    .saturating_sub(excess + 64)
+                    .max(MIN_DESCRIPTION_CHARS);
             } else {
                 // Still too long: the program itself is big; send it anyway
                 // rather than hiding the code the model must edit.

@@ -68,6 +68,17 @@ fn evolve() -> Command {
     cmd
 }
 
+/// `evolve run <folder> --iterations N --jobs J --out <out>`.
+fn run_in(folder: &Path, iterations: u32, jobs: u32, out: impl AsRef<Path>) -> Command {
+    let mut cmd = evolve();
+    cmd.arg("run")
+        .arg(folder)
+        .args(["--iterations", &iterations.to_string()])
+        .args(["--jobs", &jobs.to_string(), "--out"])
+        .arg(out.as_ref());
+    cmd
+}
+
 fn run_json(cmd: &mut Command) -> Value {
     let output = cmd.arg("--json").output().unwrap();
     assert!(
@@ -114,13 +125,7 @@ fn every_fault_kind_is_survived_and_counted() {
         &model_table(&server.standin.openai_base_url(), ""),
     );
     let run_dir = dir.path().join("run");
-    let summary = run_json(
-        evolve()
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "8", "--jobs", "1", "--out"])
-            .arg(&run_dir),
-    );
+    let summary = run_json(&mut run_in(&folder, 8, 1, &run_dir));
     assert_eq!(summary["iterations_done"], 8);
     let counted = outcomes(&summary);
     for outcome in [
@@ -171,13 +176,7 @@ fn the_next_request_for_a_failed_parent_says_why_and_changes_seed() {
         &model_table(&server.standin.openai_base_url(), ""),
     );
     let run_dir = dir.path().join("run");
-    run_json(
-        evolve()
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "2", "--jobs", "1", "--out"])
-            .arg(&run_dir),
-    );
+    run_json(&mut run_in(&folder, 2, 1, &run_dir));
     let calls = query(
         &run_dir.join("evolve.db"),
         "SELECT outcome, prompt, seed FROM model_calls ORDER BY id",
@@ -206,13 +205,7 @@ fn a_hundred_iterations_with_thirty_percent_faults_complete() {
         &model_table(&server.standin.openai_base_url(), "")
             .replace("max_concurrency = 1", "max_concurrency = 4"),
     );
-    let summary = run_json(
-        evolve()
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "100", "--jobs", "2", "--out"])
-            .arg(dir.path().join("run")),
-    );
+    let summary = run_json(&mut run_in(&folder, 100, 2, dir.path().join("run")));
     assert_eq!(summary["iterations_done"], 100);
     let stats = server.standin.stats();
     let faults: u64 = stats
@@ -324,13 +317,7 @@ fn replay_reproduces_the_history_exactly() {
         ),
     );
     let recorded = dir.path().join("recorded");
-    run_json(
-        evolve()
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "15", "--jobs", "1", "--out"])
-            .arg(&recorded),
-    );
+    run_json(&mut run_in(&folder, 15, 1, &recorded));
     drop(server);
     let replayed = dir.path().join("replayed");
     run_json(
@@ -363,12 +350,7 @@ fn anthropic_messages_api_works() {
     );
     let folder = problem(dir.path(), &models);
     let summary = run_json(
-        evolve()
-            .env("EVOLVE_TEST_ANTHROPIC_KEY", "test-key")
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "4", "--jobs", "1", "--out"])
-            .arg(dir.path().join("run")),
+        run_in(&folder, 4, 1, dir.path().join("run")).env("EVOLVE_TEST_ANTHROPIC_KEY", "test-key"),
     );
     assert_eq!(outcomes(&summary).get("applied"), Some(&4), "{summary}");
 }
@@ -384,13 +366,7 @@ fn budgets_and_failing_models_stop_the_run_cleanly_with_the_reason() {
             "max_tokens = 200\n\n[llm]\nmax_tokens = 1500\n",
         ),
     );
-    let summary = run_json(
-        evolve()
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "50", "--jobs", "1", "--out"])
-            .arg(dir.path().join("budget")),
-    );
+    let summary = run_json(&mut run_in(&folder, 50, 1, dir.path().join("budget")));
     let reason = summary["stop_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("token budget"), "{summary}");
     let done = summary["iterations_done"].as_u64().unwrap();
@@ -406,13 +382,7 @@ fn budgets_and_failing_models_stop_the_run_cleanly_with_the_reason() {
             "max_retries = 0\n\n[llm]\nmax_consecutive_failures = 3\n",
         ),
     );
-    let summary = run_json(
-        evolve()
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "50", "--jobs", "1", "--out"])
-            .arg(dir.path().join("failing")),
-    );
+    let summary = run_json(&mut run_in(&folder, 50, 1, dir.path().join("failing")));
     let reason = summary["stop_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("3 requests in a row"), "{summary}");
     assert_eq!(summary["iterations_done"], 3);
@@ -439,13 +409,7 @@ fn model_requests_in_flight_respect_the_concurrency_limit() {
             .replace("max_concurrency = 1", "max_concurrency = 2")
             .replace("timeout_s = 1", "timeout_s = 10"),
     );
-    let summary = run_json(
-        evolve()
-            .arg("run")
-            .arg(&folder)
-            .args(["--iterations", "12", "--jobs", "4", "--out"])
-            .arg(dir.path().join("run")),
-    );
+    let summary = run_json(&mut run_in(&folder, 12, 4, dir.path().join("run")));
     assert_eq!(summary["iterations_done"], 12);
     let stats = server.standin.stats();
     assert_eq!(stats.max_concurrent, 2, "{stats:?}");

@@ -5,14 +5,18 @@
 //!
 //! 1. A reply holding SEARCH/REPLACE blocks is applied as a diff
 //!    ([`crate::diff`]); a block that matches nothing fails the whole reply.
-//! 2. Otherwise the largest fenced code block is used. If it holds
+//! 2. A reply whose fences come in pairs ("replace ```old``` with ```new```",
+//!    a habit of small models) is applied like SEARCH/REPLACE blocks when
+//!    every old part matches.
+//! 3. Otherwise the largest fenced code block is used. If it holds
 //!    EVOLVE-BLOCK markers, its regions replace the program's regions.
-//! 3. Top-level chunks of the fence that repeat the fixed frame (imports,
+//! 4. Top-level chunks of the fence that repeat the fixed frame (imports,
 //!    helper functions defined outside the regions) are dropped, so a reply
 //!    with the whole program works too.
-//! 4. If what is left is one definition whose name is defined in a region,
+//! 5. If what is left is one definition whose name is defined in a region,
 //!    only that definition is replaced; otherwise a single-region program has
-//!    its whole region replaced.
+//!    its whole region replaced, unless the fence lacks a definition the
+//!    region has (a fragment, refused).
 //!
 //! Text outside the regions never changes, and a result identical to the
 //! parent is reported as no change rather than evaluated again.
@@ -35,6 +39,8 @@ pub enum ReplyChange {
     Definition(String),
     /// A fenced block replaced the single region as a whole.
     WholeRegion,
+    /// Pairs of fences (old, new) were applied like SEARCH/REPLACE blocks.
+    FencePairs(Vec<MatchKind>),
 }
 
 impl fmt::Display for ReplyChange {
@@ -52,6 +58,9 @@ impl fmt::Display for ReplyChange {
             ReplyChange::Regions => f.write_str("fenced program: regions replaced"),
             ReplyChange::Definition(name) => write!(f, "fenced definition `{name}` replaced"),
             ReplyChange::WholeRegion => f.write_str("fenced code: whole region replaced"),
+            ReplyChange::FencePairs(kinds) => {
+                write!(f, "{} fenced old/new pair(s) applied", kinds.len())
+            }
         }
     }
 }
@@ -88,6 +97,15 @@ pub enum ReplyError {
     /// The fenced program's markers are broken or differ in number.
     #[error("the fenced program's EVOLVE-BLOCK markers do not fit: {0}")]
     Markers(BlockError),
+    /// Fenced code too partial to be the whole region.
+    #[error(
+        "the fenced code is only a fragment: it does not define {}; reply with SEARCH/REPLACE blocks or with the complete code between the markers",
+        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+    )]
+    Fragment {
+        /// Definitions of the region the fence lacks.
+        missing: Vec<String>,
+    },
     /// The result is the parent itself.
     #[error("the reply changes nothing in the program")]
     NoChange,
@@ -102,6 +120,7 @@ impl ReplyError {
             ReplyError::Diff(DiffError::NoMatch { .. }) => "no_match",
             ReplyError::Diff(_) => "malformed_diff",
             ReplyError::Ambiguous { .. } | ReplyError::Markers(_) => "misplaced_code",
+            ReplyError::Fragment { .. } => "fragment",
             ReplyError::NoChange => "no_change",
         }
     }
@@ -117,7 +136,10 @@ pub fn apply_model_reply(program: &str, reply: &str) -> Result<AppliedReply, Rep
             program: applied.program,
             change: ReplyChange::Diff(applied.matches),
         },
-        Err(DiffError::NoBlocks) => apply_fenced(program, reply)?,
+        Err(DiffError::NoBlocks) => match apply_fence_pairs(program, reply) {
+            Some(applied) => applied,
+            None => apply_fenced(program, reply)?,
+        },
         Err(error) => return Err(error.into()),
     };
     if applied.program == program {
@@ -126,19 +148,17 @@ pub fn apply_model_reply(program: &str, reply: &str) -> Result<AppliedReply, Rep
     Ok(applied)
 }
 
-/// The largest fenced block of `reply`, without its fence lines (CRLF normalised).
-pub fn largest_fence(reply: &str) -> Option<String> {
-    let mut best: Option<String> = None;
+/// The fenced code blocks of `reply`, without their fence lines (CRLF
+/// normalised). An unclosed last fence (a reply cut off by the token limit)
+/// still counts.
+pub fn fences(reply: &str) -> Vec<String> {
+    let mut found = Vec::new();
     let mut current: Option<String> = None;
     for line in reply.lines() {
         let line = line.trim_end_matches('\r');
         if line.trim_start().starts_with("```") {
             match current.take() {
-                Some(body) => {
-                    if best.as_ref().is_none_or(|b| body.len() > b.len()) {
-                        best = Some(body);
-                    }
-                }
+                Some(body) => found.push(body),
                 None => current = Some(String::new()),
             }
         } else if let Some(body) = current.as_mut() {
@@ -146,13 +166,39 @@ pub fn largest_fence(reply: &str) -> Option<String> {
             body.push('\n');
         }
     }
-    // An unclosed fence (a reply cut off by the token limit) still counts.
-    if let Some(body) = current
-        && best.as_ref().is_none_or(|b| body.len() > b.len())
-    {
-        best = Some(body);
+    found.extend(current);
+    found
+}
+
+/// The largest non-blank fenced block of `reply`.
+pub fn largest_fence(reply: &str) -> Option<String> {
+    fences(reply)
+        .into_iter()
+        .filter(|b| !b.trim().is_empty())
+        .max_by_key(String::len)
+}
+
+/// Fences in pairs ("replace ```old``` with ```new```") read as SEARCH/REPLACE
+/// blocks; `None` unless every pair applies.
+fn apply_fence_pairs(program: &str, reply: &str) -> Option<AppliedReply> {
+    let fences = fences(reply);
+    if fences.len() < 2 || fences.len() % 2 != 0 {
+        return None;
     }
-    best.filter(|b| !b.trim().is_empty())
+    let edits: String = fences
+        .chunks(2)
+        .map(|pair| {
+            format!(
+                "<<<<<<< SEARCH\n{}=======\n{}>>>>>>> REPLACE\n",
+                pair[0], pair[1]
+            )
+        })
+        .collect();
+    let applied = diff::apply_reply(program, &edits).ok()?;
+    Some(AppliedReply {
+        program: applied.program,
+        change: ReplyChange::FencePairs(applied.matches),
+    })
 }
 
 fn apply_fenced(program: &str, reply: &str) -> Result<AppliedReply, ReplyError> {
@@ -198,6 +244,16 @@ fn apply_fenced(program: &str, reply: &str) -> Result<AppliedReply, ReplyError> 
         return Err(ReplyError::Ambiguous {
             regions: file.regions().len(),
         });
+    }
+    // A whole region must keep what the rest of the program may call.
+    let defined: Vec<String> = kept_defs.into_iter().map(|(name, _)| name).collect();
+    let lost: Vec<String> = top_level_definitions(&file.regions()[0])
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !defined.contains(name))
+        .collect();
+    if !lost.is_empty() {
+        return Err(ReplyError::Fragment { missing: lost });
     }
     let program = file.with_regions(&[kept]).map_err(DiffError::Block)?;
     Ok(AppliedReply {

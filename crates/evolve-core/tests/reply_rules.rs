@@ -49,20 +49,23 @@ fn parse_case(text: &str) -> Case {
     case
 }
 
+fn kind_names(kinds: &[MatchKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| match k {
+            MatchKind::Exact => "exact",
+            MatchKind::TrailingWhitespace => "whitespace",
+            MatchKind::Indentation => "indentation",
+            MatchKind::Inserted => "inserted",
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn change_name(change: &ReplyChange) -> String {
     match change {
-        ReplyChange::Diff(kinds) => {
-            let kinds: Vec<&str> = kinds
-                .iter()
-                .map(|k| match k {
-                    MatchKind::Exact => "exact",
-                    MatchKind::TrailingWhitespace => "whitespace",
-                    MatchKind::Indentation => "indentation",
-                    MatchKind::Inserted => "inserted",
-                })
-                .collect();
-            format!("diff:{}", kinds.join(","))
-        }
+        ReplyChange::Diff(kinds) => format!("diff:{}", kind_names(kinds)),
+        ReplyChange::FencePairs(kinds) => format!("fence_pairs:{}", kind_names(kinds)),
         ReplyChange::Regions => "regions".into(),
         ReplyChange::Definition(name) => format!("definition:{name}"),
         ReplyChange::WholeRegion => "whole_region".into(),

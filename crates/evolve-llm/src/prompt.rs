@@ -73,6 +73,46 @@ struct ProgramView {
     feedback: String,
 }
 
+/// A worked SEARCH/REPLACE example made from the parent's own code, so that
+/// even a model that copies the example produces an edit that applies.
+#[derive(Serialize)]
+struct Example {
+    search: String,
+    replace: String,
+}
+
+/// Doubles the first number on the first line of `region` that has one.
+fn example_edit(region: &str) -> Example {
+    for line in region.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') || trimmed.starts_with("//") {
+            continue;
+        }
+        let bytes = line.as_bytes();
+        let start = (0..bytes.len()).find(|&i| {
+            bytes[i].is_ascii_digit()
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
+        });
+        if let Some(start) = start {
+            let end = (start..bytes.len())
+                .find(|&i| !bytes[i].is_ascii_digit())
+                .unwrap_or(bytes.len());
+            if let Ok(n) = line[start..end].parse::<u64>() {
+                let replace = format!("{}{}{}", &line[..start], n.saturating_mul(2), &line[end..]);
+                return Example {
+                    search: line.to_string(),
+                    replace,
+                };
+            }
+        }
+    }
+    let first = region.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    Example {
+        search: first.to_string(),
+        replace: first.to_string(),
+    }
+}
+
 #[derive(Serialize)]
 struct PromptContext<'a> {
     description: &'a str,
@@ -83,6 +123,7 @@ struct PromptContext<'a> {
     other: Option<ProgramView>,
     inspirations: Vec<ProgramView>,
     previous_failure: String,
+    example: Example,
 }
 
 /// What a prompt is made from.
@@ -254,12 +295,15 @@ impl Prompts {
         description_chars: usize,
     ) -> Result<(String, String), String> {
         let description = cut(&self.description, description_chars);
+        let parent = self.view(input.parent, feedback_chars);
+        let example = example_edit(&parent.region);
         let context = PromptContext {
+            example,
             description: &description,
             objective: &self.objective,
             direction: self.direction,
             language: &self.language,
-            parent: self.view(input.parent, feedback_chars),
+            parent,
             other: input.other.map(|o| self.view(o, feedback_chars)),
             inspirations: input
                 .inspirations

@@ -414,3 +414,33 @@ fn model_requests_in_flight_respect_the_concurrency_limit() {
     let stats = server.standin.stats();
     assert_eq!(stats.max_concurrent, 2, "{stats:?}");
 }
+
+#[test]
+fn a_failing_model_falls_back_to_another() {
+    let broken = server_with_only(Fault::ServerError);
+    let healthy = server(StandinConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let models = format!(
+        "{}weight = 100\n\n{}",
+        model_table(
+            &broken.standin.openai_base_url(),
+            "max_retries = 0\nmodel = \"broken\""
+        )
+        .replace("model = \"standin\"\n", ""),
+        model_table(&healthy.standin.openai_base_url(), "")
+    );
+    let folder = problem(dir.path(), &models);
+    let run_dir = dir.path().join("run");
+    let summary = run_json(&mut run_in(&folder, 5, 1, &run_dir));
+    assert_eq!(summary["iterations_done"], 5);
+    assert_eq!(outcomes(&summary).get("applied"), Some(&5), "{summary}");
+    let sources = query(
+        &run_dir.join("evolve.db"),
+        "SELECT DISTINCT source FROM programs WHERE iteration > 0",
+    );
+    assert_eq!(sources, vec![vec!["Text(\"openai:standin\")".to_string()]]);
+    assert!(
+        broken.standin.stats().requests >= 4,
+        "the heavier model was not tried first"
+    );
+}

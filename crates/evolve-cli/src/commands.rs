@@ -11,7 +11,7 @@ use evolve_engine::{Run, RunOptions};
 use evolve_eval::Evaluator;
 use evolve_llm::{LlmMutator, ReplayMutator, ensemble_name};
 use evolve_mutate::Mutator;
-use evolve_store::{DB_FILE, Store};
+use evolve_store::{DB_FILE, ModelCallTotals, Store};
 
 use crate::BadInput;
 use crate::output::{Progress, print_summary};
@@ -115,6 +115,7 @@ fn models_from_args(
 fn model_mutator(
     spec: &ProblemSpec,
     runtime: &tokio::runtime::Runtime,
+    spent: Option<&ModelCallTotals>,
 ) -> Result<Option<Arc<dyn Mutator>>> {
     if spec.models.iter().all(|m| m.provider == Provider::Local) {
         return Ok(None);
@@ -126,6 +127,9 @@ fn model_mutator(
         .into());
     }
     let mutator = LlmMutator::new(spec).map_err(|e| BadInput(e.to_string()))?;
+    if let Some(spent) = spent {
+        mutator.add_spent(spent.tokens, spent.cost_usd);
+    }
     runtime
         .block_on(mutator.preflight())
         .map_err(|e| BadInput(e.to_string()))?;
@@ -154,7 +158,7 @@ pub fn run(
                 if !models.is_empty() {
                     spec.models = models_from_args(&models, base_url.as_deref(), request_timeout)?;
                 }
-                let mutator = model_mutator(&spec, &runtime)?;
+                let mutator = model_mutator(&spec, &runtime, None)?;
                 (spec, None, mutator)
             }
             Source::Replay(recorded) => {
@@ -201,7 +205,8 @@ pub fn resume(
     open_store(run_dir)?;
     let runtime = runtime()?;
     let mut run = Run::open(run_dir, iterations)?;
-    if let Some(mutator) = model_mutator(run.spec(), &runtime)? {
+    let spent = run.store().model_call_totals()?;
+    if let Some(mutator) = model_mutator(run.spec(), &runtime, Some(&spent))? {
         run.set_mutator(mutator);
     }
     drive(run, &runtime, jobs, json)

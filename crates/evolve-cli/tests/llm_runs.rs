@@ -372,6 +372,19 @@ fn budgets_and_failing_models_stop_the_run_cleanly_with_the_reason() {
     let done = summary["iterations_done"].as_u64().unwrap();
     assert!(done > 0 && done < 50, "{summary}");
     assert!(summary["model_calls"]["tokens"].as_u64().unwrap() <= 1500);
+    // Resuming keeps counting what the run already spent.
+    let resumed = run_json(evolve().arg("resume").arg(dir.path().join("budget")));
+    assert!(
+        resumed["stop_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("token budget")
+    );
+    assert!(
+        resumed["model_calls"]["tokens"].as_u64().unwrap() <= 1500,
+        "{resumed}"
+    );
+    assert_eq!(resumed["iterations_done"], summary["iterations_done"]);
 
     let broken = server_with_only(Fault::ServerError);
     let dir = tempfile::tempdir().unwrap();

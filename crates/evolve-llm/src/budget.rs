@@ -39,6 +39,13 @@ impl Budget {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts what earlier sessions of the run spent (on resume).
+    pub fn add_spent(&self, tokens: u64, cost: f64) {
+        let mut ledger = self.ledger();
+        ledger.used_tokens += tokens;
+        ledger.used_cost += cost;
+    }
+
     /// Sets aside the most a request may use, or says which budget it would break.
     pub fn reserve(&self, tokens: u64, cost: f64) -> Result<Reservation, String> {
         let mut ledger = self.ledger();

@@ -84,6 +84,12 @@ impl LlmMutator {
         })
     }
 
+    /// Counts tokens and dollars already spent by this run (when resuming),
+    /// so budgets hold for the run as a whole.
+    pub fn add_spent(&self, tokens: u64, cost_usd: f64) {
+        self.budget.add_spent(tokens, cost_usd);
+    }
+
     /// Checks every model's endpoint and key before any evaluation is spent.
     pub async fn preflight(&self) -> Result<(), LlmError> {
         for client in &self.clients {

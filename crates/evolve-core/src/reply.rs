@@ -182,7 +182,7 @@ pub fn largest_fence(reply: &str) -> Option<String> {
 /// blocks; `None` unless every pair applies.
 fn apply_fence_pairs(program: &str, reply: &str) -> Option<AppliedReply> {
     let fences = fences(reply);
-    if fences.len() < 2 || fences.len() % 2 != 0 {
+    if fences.len() < 2 || !fences.len().is_multiple_of(2) {
         return None;
     }
     let edits: String = fences

@@ -33,7 +33,7 @@ enum Command {
         /// The run directory (default: a new folder under <problem>/runs/).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Iterations in flight at once (default: number of CPU cores).
+        /// Evaluations in flight at once (default: number of CPU cores); model requests are bounded by each model's `max_concurrency`.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         /// Print the final summary as JSON on stdout.
@@ -61,7 +61,7 @@ enum Command {
         /// New total iteration target for the run (default: its original target).
         #[arg(long)]
         iterations: Option<u64>,
-        /// Iterations in flight at once (default: number of CPU cores).
+        /// Evaluations in flight at once (default: number of CPU cores); model requests are bounded by each model's `max_concurrency`.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         /// Print the final summary as JSON on stdout.

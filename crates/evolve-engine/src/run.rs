@@ -20,7 +20,7 @@ const INSPIRATIONS: usize = 2;
 /// Knobs of one invocation (not part of the stored run identity).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Iterations in flight at once.
+    /// Evaluations in flight at once (proposals are bounded by the mutator).
     pub jobs: usize,
 }
 

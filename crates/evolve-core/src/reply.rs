@@ -106,6 +106,11 @@ pub enum ReplyError {
         /// Definitions of the region the fence lacks.
         missing: Vec<String>,
     },
+    /// Only code outside the EVOLVE-BLOCK regions was changed.
+    #[error(
+        "the reply changed only code outside the EVOLVE-BLOCK markers, which never changes; change the code between the markers"
+    )]
+    OutsideRegions,
     /// The result is the parent itself.
     #[error("the reply changes nothing in the program")]
     NoChange,
@@ -121,6 +126,7 @@ impl ReplyError {
             ReplyError::Diff(_) => "malformed_diff",
             ReplyError::Ambiguous { .. } | ReplyError::Markers(_) => "misplaced_code",
             ReplyError::Fragment { .. } => "fragment",
+            ReplyError::OutsideRegions => "outside_regions",
             ReplyError::NoChange => "no_change",
         }
     }
@@ -212,6 +218,9 @@ fn apply_fenced(program: &str, reply: &str) -> Result<AppliedReply, ReplyError> 
     let code = code.replace('\n', eol);
     if code.contains(START_MARKER) || code.contains(END_MARKER) {
         let fenced = SourceFile::parse(&code).map_err(ReplyError::Markers)?;
+        if fenced.regions() == file.regions() && !fenced.same_frame(&file) {
+            return Err(ReplyError::OutsideRegions);
+        }
         let program = file
             .with_regions(fenced.regions())
             .map_err(ReplyError::Markers)?;

@@ -98,6 +98,8 @@ fn spec() -> ProblemSpec {
             Direction::Minimize,
         ),
         evolution: EvolutionSpec::default(),
+        models: Vec::new(),
+        llm: Default::default(),
     }
 }
 

@@ -3,12 +3,15 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use evolve_core::{ProblemSpec, Program};
+use evolve_core::{ModelSpec, ProblemSpec, Program, Provider};
 use evolve_engine::{Run, RunOptions};
 use evolve_eval::Evaluator;
-use evolve_store::{DB_FILE, Store};
+use evolve_llm::{LlmMutator, ReplayMutator, ensemble_name};
+use evolve_mutate::Mutator;
+use evolve_store::{DB_FILE, ModelCallTotals, Store};
 
 use crate::BadInput;
 use crate::output::{Progress, print_summary};
@@ -59,21 +62,124 @@ fn default_run_dir(problem: &Path, seed: u64) -> PathBuf {
     dir
 }
 
+/// Where the candidates of a new run come from.
+pub enum Source {
+    /// A problem folder, with optional `--model`/`--base-url` overrides.
+    Problem {
+        /// The problem folder.
+        dir: PathBuf,
+        /// `provider:model` values from the command line.
+        models: Vec<String>,
+        /// `--base-url` for those models.
+        base_url: Option<String>,
+        /// `--request-timeout` for those models.
+        request_timeout: Option<f64>,
+    },
+    /// A recorded run to replay.
+    Replay(PathBuf),
+}
+
+/// Turns `--model provider:model` values into `[[models]]` entries.
+fn models_from_args(
+    models: &[String],
+    base_url: Option<&str>,
+    timeout_s: Option<f64>,
+) -> Result<Vec<ModelSpec>> {
+    models
+        .iter()
+        .map(|arg| {
+            let (provider, model) = arg.split_once(':').unwrap_or((arg.as_str(), ""));
+            let provider = Provider::from_name(provider).ok_or_else(|| {
+                BadInput(format!(
+                    "--model {arg}: unknown provider {provider:?}; use openai:<model>, anthropic:<model> or local"
+                ))
+            })?;
+            if provider != Provider::Local && model.is_empty() {
+                return Err(BadInput(format!("--model {arg}: name the model, as in {}:<model>", provider.as_str())).into());
+            }
+            let mut spec = ModelSpec::new(provider, model);
+            spec.base_url = base_url.map(str::to_string);
+            if let Some(timeout_s) = timeout_s {
+                spec.timeout_s = timeout_s;
+            }
+            if let Some((key, message)) = spec.problem() {
+                return Err(BadInput(format!("--model {arg}: {key} {message}")).into());
+            }
+            Ok(spec)
+        })
+        .collect()
+}
+
+/// The model mutator for `spec`, checked against its endpoints; `None` means
+/// the offline mutator.
+fn model_mutator(
+    spec: &ProblemSpec,
+    runtime: &tokio::runtime::Runtime,
+    spent: Option<&ModelCallTotals>,
+) -> Result<Option<Arc<dyn Mutator>>> {
+    if spec.models.iter().all(|m| m.provider == Provider::Local) {
+        return Ok(None);
+    }
+    if spec.models.iter().any(|m| m.provider == Provider::Local) {
+        return Err(BadInput(
+            "the `local` offline mutator cannot be mixed with language models".into(),
+        )
+        .into());
+    }
+    let mutator = LlmMutator::new(spec).map_err(|e| BadInput(e.to_string()))?;
+    if let Some(spent) = spent {
+        mutator.add_spent(spent.tokens, spent.cost_usd);
+    }
+    runtime
+        .block_on(mutator.preflight())
+        .map_err(|e| BadInput(e.to_string()))?;
+    Ok(Some(Arc::new(mutator)))
+}
+
 /// `evolve run`
 pub fn run(
-    problem: &Path,
+    source: Source,
     iterations: Option<u64>,
     seed: Option<u64>,
     out: Option<PathBuf>,
     jobs: Option<usize>,
     json: bool,
 ) -> Result<ExitCode> {
-    let mut spec = load_problem(problem)?;
+    let runtime = runtime()?;
+    let (mut spec, default_target, mutator): (ProblemSpec, Option<u64>, Option<Arc<dyn Mutator>>) =
+        match source {
+            Source::Problem {
+                dir,
+                models,
+                base_url,
+                request_timeout,
+            } => {
+                let mut spec = load_problem(&dir)?;
+                if !models.is_empty() {
+                    spec.models = models_from_args(&models, base_url.as_deref(), request_timeout)?;
+                }
+                let mutator = model_mutator(&spec, &runtime, None)?;
+                (spec, None, mutator)
+            }
+            Source::Replay(recorded) => {
+                let store = open_store(&recorded)?;
+                let meta = store.run_meta()?;
+                let name = ensemble_name(&meta.spec.models);
+                let replay = ReplayMutator::new(name, store.model_calls()?);
+                (
+                    meta.spec,
+                    Some(meta.target_iterations),
+                    Some(Arc::new(replay)),
+                )
+            }
+        };
     if let Some(seed) = seed {
         spec.evolution.seed = seed;
     }
-    let target = iterations.unwrap_or(spec.evolution.iterations);
-    let run_dir = out.unwrap_or_else(|| default_run_dir(problem, spec.evolution.seed));
+    let target = iterations
+        .or(default_target)
+        .unwrap_or(spec.evolution.iterations);
+    let run_dir = out.unwrap_or_else(|| default_run_dir(&spec.dir, spec.evolution.seed));
     if run_dir.join(DB_FILE).exists() {
         return Err(BadInput(format!(
             "{} already holds a run; use `evolve resume {}`",
@@ -82,8 +188,11 @@ pub fn run(
         ))
         .into());
     }
-    let run = Run::create(spec, &run_dir, target)?;
-    drive(run, jobs, json)
+    let mut run = Run::create(spec, &run_dir, target)?;
+    if let Some(mutator) = mutator {
+        run.set_mutator(mutator);
+    }
+    drive(run, &runtime, jobs, json)
 }
 
 /// `evolve resume`
@@ -94,11 +203,21 @@ pub fn resume(
     json: bool,
 ) -> Result<ExitCode> {
     open_store(run_dir)?;
-    let run = Run::open(run_dir, iterations)?;
-    drive(run, jobs, json)
+    let runtime = runtime()?;
+    let mut run = Run::open(run_dir, iterations)?;
+    let spent = run.store().model_call_totals()?;
+    if let Some(mutator) = model_mutator(run.spec(), &runtime, Some(&spent))? {
+        run.set_mutator(mutator);
+    }
+    drive(run, &runtime, jobs, json)
 }
 
-fn drive(mut run: Run, jobs: Option<usize>, json: bool) -> Result<ExitCode> {
+fn drive(
+    mut run: Run,
+    runtime: &tokio::runtime::Runtime,
+    jobs: Option<usize>,
+    json: bool,
+) -> Result<ExitCode> {
     let options = RunOptions {
         jobs: jobs.unwrap_or_else(default_jobs),
     };
@@ -106,7 +225,7 @@ fn drive(mut run: Run, jobs: Option<usize>, json: bool) -> Result<ExitCode> {
         std::io::stderr().is_terminal(),
         &run.spec().evaluator.objective,
     );
-    let summary = runtime()?.block_on(async {
+    let summary = runtime.block_on(async {
         let stop = async {
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;

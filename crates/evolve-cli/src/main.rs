@@ -21,8 +21,9 @@ struct Cli {
 enum Command {
     /// Start a new run on a problem folder.
     Run {
-        /// The problem folder (holding problem.toml).
-        problem: PathBuf,
+        /// The problem folder (holding problem.toml); not needed with --replay.
+        #[arg(required_unless_present = "replay")]
+        problem: Option<PathBuf>,
         /// Iterations to run (default: the problem's `evolution.iterations`).
         #[arg(long)]
         iterations: Option<u64>,
@@ -32,12 +33,26 @@ enum Command {
         /// The run directory (default: a new folder under <problem>/runs/).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Iterations in flight at once (default: number of CPU cores).
+        /// Evaluations in flight at once (default: number of CPU cores); model requests are bounded by each model's `max_concurrency`.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         /// Print the final summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// A language model as `provider:model` (e.g. `openai:gpt-4o-mini`,
+        /// `anthropic:claude-sonnet-4-5`, `local` for the offline mutator);
+        /// repeat for an equal-weight ensemble. Replaces `[[models]]`.
+        #[arg(long = "model", value_name = "PROVIDER:MODEL")]
+        models: Vec<String>,
+        /// Base URL of the model API for --model (e.g. http://127.0.0.1:11434/v1).
+        #[arg(long, requires = "models")]
+        base_url: Option<String>,
+        /// Deadline of one model request in seconds, for --model (default 180).
+        #[arg(long, requires = "models", value_name = "SECONDS")]
+        request_timeout: Option<f64>,
+        /// Re-run a recorded run exactly, serving its stored model replies.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["models", "problem"])]
+        replay: Option<PathBuf>,
     },
     /// Continue an interrupted or finished run.
     Resume {
@@ -46,7 +61,7 @@ enum Command {
         /// New total iteration target for the run (default: its original target).
         #[arg(long)]
         iterations: Option<u64>,
-        /// Iterations in flight at once (default: number of CPU cores).
+        /// Evaluations in flight at once (default: number of CPU cores); model requests are bounded by each model's `max_concurrency`.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         /// Print the final summary as JSON on stdout.
@@ -123,7 +138,25 @@ fn main() -> ExitCode {
             out,
             jobs,
             json,
-        } => commands::run(&problem, iterations, seed, out, jobs, json),
+            models,
+            base_url,
+            request_timeout,
+            replay,
+        } => {
+            let source = match (problem, replay) {
+                (_, Some(recorded)) => Ok(commands::Source::Replay(recorded)),
+                (Some(problem), None) => Ok(commands::Source::Problem {
+                    dir: problem,
+                    models,
+                    base_url,
+                    request_timeout,
+                }),
+                (None, None) => {
+                    Err(BadInput("give a problem folder, or --replay <run-dir>".into()).into())
+                }
+            };
+            source.and_then(|source| commands::run(source, iterations, seed, out, jobs, json))
+        }
         Command::Resume {
             run_dir,
             iterations,

@@ -106,6 +106,13 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
             "migrated": counts.migrated,
             "reasons": counts.by_reason,
             "interrupted": summary.interrupted,
+            "stop_reason": summary.stop_reason,
+            "model_calls": {
+                "calls": summary.model_calls.calls,
+                "by_outcome": summary.model_calls.by_outcome,
+                "tokens": summary.model_calls.tokens,
+                "cost_usd": summary.model_calls.cost_usd,
+            },
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
@@ -119,6 +126,13 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
         writeln!(
             out,
             "interrupted; continue with: evolve resume {}",
+            summary.run_dir.display()
+        )?;
+    }
+    if let Some(reason) = &summary.stop_reason {
+        writeln!(
+            out,
+            "stopped early: {reason}; continue with: evolve resume {}",
             summary.run_dir.display()
         )?;
     }
@@ -140,6 +154,22 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
             format!(" ({})", reasons.join(", "))
         }
     )?;
+    let calls = &summary.model_calls;
+    if calls.calls > 0 {
+        let outcomes: Vec<String> = calls
+            .by_outcome
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        writeln!(
+            out,
+            "model calls: {} ({}); {} tokens, ${:.4}",
+            calls.calls,
+            outcomes.join(", "),
+            calls.tokens,
+            calls.cost_usd
+        )?;
+    }
     if let Some(initial) = summary.initial_score {
         writeln!(out, "initial:     {objective} = {initial}")?;
     }

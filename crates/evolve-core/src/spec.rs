@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::block::SourceFile;
 use crate::evolution::{FeatureSpec, MigrationTopology, ObjectiveSpec, SelectionStrategy};
+use crate::models::{LlmSpec, ModelSpec};
 use crate::outcome::Direction;
 use crate::sandbox_spec::{self, RawStage, SandboxSpec, StageSpec};
 
@@ -64,6 +65,10 @@ struct RawProblem {
     evaluator: RawEvaluator,
     #[serde(default)]
     evolution: EvolutionSpec,
+    #[serde(default)]
+    models: Vec<ModelSpec>,
+    #[serde(default)]
+    llm: LlmSpec,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +226,12 @@ pub struct ProblemSpec {
     pub evaluator: EvaluatorSpec,
     /// Evolution settings.
     pub evolution: EvolutionSpec,
+    /// Language models proposing candidates (none: the offline mutator).
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+    /// Prompt, request mix and budget settings for the models.
+    #[serde(default)]
+    pub llm: LlmSpec,
 }
 
 impl ProblemSpec {
@@ -375,6 +386,15 @@ impl ProblemSpec {
         )
         .map_err(|(key, message)| invalid(&key, message))?;
 
+        for (index, model) in raw.models.iter().enumerate() {
+            if let Some((key, message)) = model.problem() {
+                return Err(invalid(&format!("models[{index}].{key}"), message));
+            }
+        }
+        if let Some((key, message)) = raw.llm.problem() {
+            return Err(invalid(&format!("llm.{key}"), message));
+        }
+
         Ok(ProblemSpec {
             name: raw.name,
             dir,
@@ -390,6 +410,8 @@ impl ProblemSpec {
                 stages,
             },
             evolution,
+            models: raw.models,
+            llm: raw.llm,
         })
     }
 

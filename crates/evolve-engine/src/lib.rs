@@ -4,8 +4,11 @@
 //!
 //! Each iteration goes through two phases, each its own task: *propose* (ask
 //! the mutator for a candidate) and *evaluate*. Between them the loop drops
-//! exact duplicates of anything already evaluated. At most `jobs` iterations
-//! are in flight; with `jobs = 1` a run is fully deterministic for its seed.
+//! exact duplicates of anything already evaluated. Proposals in flight are
+//! bounded by the mutator's concurrency (model requests; `jobs` for the
+//! offline mutator) and evaluations by `jobs`, independently, so model calls
+//! and evaluations overlap. With one of each a run is serial and fully
+//! deterministic for its seed (and its replies, under `--replay`).
 
 mod run;
 

@@ -1,6 +1,6 @@
 //! One run: create or reopen it, then drive iterations until the target.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,7 +8,8 @@ use evolve_core::{EvalOutcome, ProblemSpec, Program, code_hash};
 use evolve_eval::Evaluator;
 use evolve_mutate::{MutateError, MutationRequest, Mutator, OfflineMutator, Proposal};
 use evolve_store::{
-    Counts, DB_FILE, MIGRATION, Population, PopulationConfig, RESET, Record, RunMeta, Status, Store,
+    Counts, DB_FILE, MIGRATION, ModelCallTotals, Population, PopulationConfig, RESET, Record,
+    RunMeta, Status, Store,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,7 +23,7 @@ const INSPIRATIONS: usize = 2;
 /// Knobs of one invocation (not part of the stored run identity).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Iterations in flight at once.
+    /// Evaluations in flight at once (proposals are bounded by the mutator).
     pub jobs: usize,
 }
 
@@ -68,6 +69,10 @@ pub struct Summary {
     pub target: u64,
     /// Whether the loop stopped early because it was asked to.
     pub interrupted: bool,
+    /// Why the run stopped before its target on its own (budget, failing models).
+    pub stop_reason: Option<String>,
+    /// Totals over the run's model calls (empty without models).
+    pub model_calls: ModelCallTotals,
     /// The run directory.
     pub run_dir: PathBuf,
 }
@@ -193,20 +198,40 @@ impl Run {
             best: self.best_score(),
         });
 
+        // Proposals (model calls) and evaluations are bounded separately; with
+        // one of each the run is serial, hence deterministic for its seed.
         let jobs = options.jobs.max(1);
+        let proposal_limit = self.mutator.concurrency().unwrap_or(jobs).max(1);
+        let in_flight_limit = jobs + proposal_limit - 1;
         let mut tasks: JoinSet<Phase> = JoinSet::new();
-        let mut in_flight = 0usize;
+        let mut proposing = 0usize;
+        let mut evaluating = 0usize;
+        let mut ready: VecDeque<(Pending, Proposal)> = VecDeque::new();
         let mut interrupted = false;
         tokio::pin!(stop);
         loop {
-            while in_flight < jobs {
+            while evaluating < jobs {
+                let Some((pending, proposal)) = ready.pop_front() else {
+                    break;
+                };
+                let evaluator = self.evaluator.clone();
+                evaluating += 1;
+                tasks.spawn(async move {
+                    let outcome = evaluator.evaluate(&proposal.code).await;
+                    Phase::Evaluated(pending, proposal, outcome)
+                });
+            }
+            while proposing < proposal_limit
+                && proposing + evaluating + ready.len() < in_flight_limit
+                && self.mutator.stop_reason().is_none()
+            {
                 let Some(iteration) = todo.pop_first() else {
                     break;
                 };
                 self.dispatch(iteration, &mut tasks)?;
-                in_flight += 1;
+                proposing += 1;
             }
-            if in_flight == 0 {
+            if proposing + evaluating == 0 {
                 break;
             }
             let phase = tokio::select! {
@@ -219,41 +244,44 @@ impl Run {
                 joined = tasks.join_next() => match joined {
                     Some(Ok(phase)) => phase,
                     Some(Err(error)) => {
+                        // Which phase panicked is unknown; recount from the set.
                         tracing::error!("an iteration task panicked: {error}");
-                        in_flight -= 1;
+                        let running = tasks.len();
+                        evaluating = evaluating.min(running);
+                        proposing = running - evaluating;
                         continue;
                     }
                     None => break,
                 },
             };
             match phase {
-                Phase::Proposed(pending, proposal) => match self.screen(&pending, proposal)? {
-                    Some(proposal) => {
-                        let evaluator = self.evaluator.clone();
-                        tasks.spawn(async move {
-                            let outcome = evaluator.evaluate(&proposal.code).await;
-                            Phase::Evaluated(pending, proposal, outcome)
-                        });
+                Phase::Proposed(pending, proposal) => {
+                    proposing -= 1;
+                    self.store.insert_model_calls(&self.mutator.take_calls())?;
+                    if let Err(MutateError::Stopped(reason)) = &proposal {
+                        tracing::info!(iteration = pending.iteration, "not proposed: {reason}");
+                        continue;
                     }
-                    None => {
-                        in_flight -= 1;
-                        on_event(&Event::Iteration {
+                    match self.screen(&pending, proposal)? {
+                        Some(proposal) => ready.push_back((pending, proposal)),
+                        None => on_event(&Event::Iteration {
                             iteration: pending.iteration,
                             status: Status::Rejected,
                             score: None,
                             improved: false,
                             best: self.best_score(),
-                        });
+                        }),
                     }
-                },
+                }
                 Phase::Evaluated(pending, proposal, outcome) => {
-                    in_flight -= 1;
+                    evaluating -= 1;
                     let event = self.record(&pending, proposal, outcome)?;
                     on_event(&event);
                 }
             }
         }
         while tasks.join_next().await.is_some() {}
+        self.store.insert_model_calls(&self.mutator.take_calls())?;
         self.summary(interrupted)
     }
 
@@ -310,6 +338,7 @@ impl Run {
             parent: parent.clone(),
             inspirations,
             seed: rng.random(),
+            iteration,
         };
         let mutator = self.mutator.clone();
         tasks.spawn(async move {
@@ -406,6 +435,7 @@ impl Run {
                     MutateError::NoChange(_) => "no_change",
                     MutateError::Unusable(_) => "unusable_reply",
                     MutateError::Source(_) => "source_error",
+                    MutateError::Stopped(_) => "stopped",
                 };
                 (
                     kind,
@@ -490,6 +520,12 @@ impl Run {
             iterations_done: completed.range(1..=self.target).count() as u64,
             target: self.target,
             interrupted,
+            stop_reason: if interrupted {
+                None
+            } else {
+                self.mutator.stop_reason()
+            },
+            model_calls: self.store.model_call_totals()?,
             run_dir: self.run_dir.clone(),
         })
     }

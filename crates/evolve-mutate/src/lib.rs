@@ -10,6 +10,7 @@ mod offline;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use evolve_core::ModelCall;
 use evolve_core::Program;
 use thiserror::Error;
 
@@ -24,6 +25,8 @@ pub struct MutationRequest {
     pub inspirations: Vec<Arc<Program>>,
     /// Seed for this request, derived from the run seed and iteration.
     pub seed: u64,
+    /// The iteration this request belongs to (keys replayed replies).
+    pub iteration: u64,
 }
 
 /// A proposed candidate.
@@ -49,6 +52,10 @@ pub enum MutateError {
     /// The source itself failed (network, server, quota...).
     #[error("source failed: {0}")]
     Source(String),
+    /// The source has stopped for good (budget spent, keys refused...); the
+    /// request was not made and its iteration is left for a later resume.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 /// A source of new candidates.
@@ -59,4 +66,21 @@ pub trait Mutator: Send + Sync {
 
     /// Proposes one candidate derived from `request.parent`.
     async fn propose(&self, request: &MutationRequest) -> Result<Proposal, MutateError>;
+
+    /// Model calls made since the last call of this method, to be stored.
+    fn take_calls(&self) -> Vec<ModelCall> {
+        Vec::new()
+    }
+
+    /// Set once the mutator must not be asked again (budget spent, every
+    /// model failing, key rejected); the run then stops cleanly with it.
+    fn stop_reason(&self) -> Option<String> {
+        None
+    }
+
+    /// How many proposals may be in flight at once (model concurrency);
+    /// `None` leaves it to the engine's `jobs`.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
 }

@@ -244,6 +244,7 @@ mod tests {
             parent: program(CODE),
             inspirations,
             seed,
+            iteration: 1,
         }
     }
 
@@ -316,6 +317,7 @@ mod tests {
             parent: program("# EVOLVE-BLOCK-START\npass\n# EVOLVE-BLOCK-END\n"),
             inspirations: vec![],
             seed: 1,
+            iteration: 1,
         };
         assert!(matches!(
             mutator.mutate(&req),

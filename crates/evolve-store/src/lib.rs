@@ -7,12 +7,14 @@
 //! runs. It is always rebuilt from the store on resume.
 
 pub mod map_elites;
+mod model_calls;
 pub mod novelty;
 pub mod pareto;
 mod population;
 pub mod selection;
 mod store;
 
+pub use model_calls::ModelCallTotals;
 pub use population::{NearDuplicate, Population, PopulationConfig};
 pub use selection::SelectionParams;
 pub use store::{

@@ -68,6 +68,8 @@ CREATE TABLE upkeep (
 CREATE UNIQUE INDEX programs_one_candidate_per_iteration
     ON programs(iteration) WHERE mutation NOT IN ('migration', 'reset');
 ",
+    // 3: every request to a language model, its reply and parse outcome.
+    crate::model_calls::MODEL_CALLS_SCHEMA,
 ];
 
 /// The schema version this code writes.
@@ -312,7 +314,10 @@ impl Store {
         Ok(store)
     }
 
-    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn sql<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         f(&self.conn).map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
@@ -654,6 +659,8 @@ mod tests {
                     Direction::Maximize,
                 ),
                 evolution: EvolutionSpec::default(),
+                models: Vec::new(),
+                llm: Default::default(),
             },
             target_iterations: 10,
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use evolve_core::{ModelSpec, ProblemSpec, Program, Provider};
-use evolve_engine::{Run, RunOptions};
+use evolve_engine::{EngineError, Run, RunOptions};
 use evolve_eval::Evaluator;
 use evolve_llm::{LlmMutator, ReplayMutator, ensemble_name};
 use evolve_mutate::Mutator;
@@ -176,6 +176,9 @@ pub fn run(
     if let Some(seed) = seed {
         spec.evolution.seed = seed;
     }
+    if jobs.is_some() {
+        spec.evolution.jobs = jobs;
+    }
     let target = iterations
         .or(default_target)
         .unwrap_or(spec.evolution.iterations);
@@ -188,11 +191,23 @@ pub fn run(
         ))
         .into());
     }
+    let fresh_dir = !run_dir.exists();
     let mut run = Run::create(spec, &run_dir, target)?;
     if let Some(mutator) = mutator {
         run.set_mutator(mutator);
     }
-    drive(run, &runtime, jobs, json)
+    let result = drive(run, &runtime, jobs, json);
+    let initial_failed = result.as_ref().err().is_some_and(|e| {
+        matches!(
+            e.downcast_ref::<EngineError>(),
+            Some(EngineError::InitialFailed(_))
+        )
+    });
+    if initial_failed && fresh_dir {
+        // A run without a scoring initial program can never continue: keep no dead folder.
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    result
 }
 
 /// `evolve resume`
@@ -219,18 +234,16 @@ fn drive(
     json: bool,
 ) -> Result<ExitCode> {
     let options = RunOptions {
-        jobs: jobs.unwrap_or_else(default_jobs),
+        jobs: jobs
+            .or(run.spec().evolution.jobs)
+            .unwrap_or_else(default_jobs),
     };
     let mut progress = Progress::new(
         std::io::stderr().is_terminal(),
         &run.spec().evaluator.objective,
     );
     let summary = runtime.block_on(async {
-        let stop = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
+        let stop = stop_requested();
         run.execute(&options, |event| progress.on_event(event), stop)
             .await
     })?;
@@ -241,6 +254,16 @@ fn drive(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: both stop a run cleanly.
+async fn stop_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => if result.is_err() { std::future::pending::<()>().await },
+        Some(()) = async { match terminate.as_mut() { Some(s) => s.recv().await, None => None } } => {}
+    }
 }
 
 /// The run's spec and its best program, or an error when nothing scored.

@@ -4,6 +4,7 @@ mod commands;
 mod output;
 mod scaffold;
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,7 +35,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Evaluations in flight at once (default: number of CPU cores); model requests are bounded by each model's `max_concurrency`.
-        #[arg(long, short = 'j')]
+        #[arg(long, short = 'j', value_parser = at_least_one)]
         jobs: Option<usize>,
         /// Print the final summary as JSON on stdout.
         #[arg(long)]
@@ -62,7 +63,7 @@ enum Command {
         #[arg(long)]
         iterations: Option<u64>,
         /// Evaluations in flight at once (default: number of CPU cores); model requests are bounded by each model's `max_concurrency`.
-        #[arg(long, short = 'j')]
+        #[arg(long, short = 'j', value_parser = at_least_one)]
         jobs: Option<usize>,
         /// Print the final summary as JSON on stdout.
         #[arg(long)]
@@ -129,6 +130,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
         .init();
     let result = match cli.command {
         Command::Run {
@@ -179,12 +183,38 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            let bad_input = error
-                .chain()
-                .any(|cause| cause.is::<BadInput>() || cause.is::<evolve_core::SpecError>());
+            // stderr may be a closed pipe too; that must not turn into a panic.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
+            let bad_input = error.chain().any(|cause| {
+                cause.is::<BadInput>()
+                    || cause.is::<evolve_core::SpecError>()
+                    || matches!(
+                        cause.downcast_ref::<evolve_engine::EngineError>(),
+                        Some(evolve_engine::EngineError::TargetTooLow { .. })
+                    )
+            });
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
+}
+
+/// Parses a count that must be at least 1 (`--jobs`).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// True when the error is a write to a reader that went away (`evolve best | head`),
+/// which is how pipelines end, not a failure.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

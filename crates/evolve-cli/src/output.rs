@@ -104,7 +104,8 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
             "failed": counts.failed,
             "rejected": counts.rejected,
             "migrated": counts.migrated,
-            "reasons": counts.by_reason,
+            "failures": counts.failures,
+            "rejections": counts.rejections,
             "interrupted": summary.interrupted,
             "stop_reason": summary.stop_reason,
             "model_calls": {
@@ -117,24 +118,17 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
-    let reasons: Vec<String> = counts
-        .by_reason
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
     if summary.interrupted {
-        writeln!(
-            out,
+        eprintln!(
             "interrupted; continue with: evolve resume {}",
             summary.run_dir.display()
-        )?;
+        );
     }
     if let Some(reason) = &summary.stop_reason {
-        writeln!(
-            out,
+        eprintln!(
             "stopped early: {reason}; continue with: evolve resume {}",
             summary.run_dir.display()
-        )?;
+        );
     }
     writeln!(out, "run dir:     {}", summary.run_dir.display())?;
     writeln!(
@@ -144,16 +138,18 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
     )?;
     writeln!(
         out,
-        "candidates:  {} evaluated, {} failed, {} rejected{}",
-        counts.evaluated,
-        counts.failed,
-        counts.rejected,
-        if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", reasons.join(", "))
-        }
+        "candidates:  {} evaluated ({} scored, {} failed), {} rejected before evaluation",
+        counts.evaluated, counts.scored, counts.failed, counts.rejected,
     )?;
+    for (label, reasons) in [
+        ("failed:", &counts.failures),
+        ("rejected:", &counts.rejections),
+    ] {
+        if !reasons.is_empty() {
+            let listed: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(out, "{label:<12} {}", listed.join(", "))?;
+        }
+    }
     let calls = &summary.model_calls;
     if calls.calls > 0 {
         let outcomes: Vec<String> = calls

@@ -294,6 +294,17 @@ fn same_seed_with_one_job_gives_identical_histories() {
 
 #[test]
 fn interrupted_run_resumes_to_the_same_history() {
+    interrupt_and_resume(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_as_cleanly_as_ctrl_c() {
+    interrupt_and_resume(libc::SIGTERM);
+}
+
+/// Stops a `--jobs 1` run with `signal` part-way, resumes it, and compares
+/// the history with an uninterrupted run's.
+fn interrupt_and_resume(signal: i32) {
     let problem = quad_problem(12, 0.15);
     let reference = problem.run_dir("reference");
     evolve()
@@ -319,7 +330,7 @@ fn interrupted_run_resumes_to_the_same_history() {
             "1".as_ref(),
         ])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Wait until a few candidates are committed, then interrupt as Ctrl-C would.
@@ -332,7 +343,7 @@ fn interrupted_run_resumes_to_the_same_history() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // SAFETY: plain signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let output = child.wait_with_output().unwrap();
     assert_eq!(
         output.status.code(),
@@ -340,7 +351,10 @@ fn interrupted_run_resumes_to_the_same_history() {
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("evolve resume"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("interrupted; continue with: evolve resume")
+    );
     let partial = history(&interrupted);
     assert!(
         partial.len() < history(&reference).len(),
@@ -349,10 +363,9 @@ fn interrupted_run_resumes_to_the_same_history() {
 
     evolve()
         .args([
+            // No --jobs: resume keeps the run's own `--jobs 1`.
             "resume".as_ref(),
             interrupted.as_os_str(),
-            "--jobs".as_ref(),
-            "1".as_ref(),
         ])
         .assert()
         .code(0);
@@ -388,4 +401,110 @@ fn best_and_export_refuse_a_folder_that_is_not_a_run() {
         .code(2)
         .stderr(predicate::str::contains("not an evolve run"));
     evolve().arg("export").arg(dir.path()).assert().code(2);
+}
+
+#[test]
+fn zero_iterations_and_a_lowered_target_are_handled() {
+    let problem = quad_problem(5, 0.0);
+    let run_dir = problem.run_dir("zero");
+    evolve()
+        .args([
+            "run".as_ref(),
+            problem.path().as_os_str(),
+            "--out".as_ref(),
+            run_dir.as_os_str(),
+            "--iterations".as_ref(),
+            "0".as_ref(),
+        ])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("iterations:  0/0"));
+    evolve()
+        .args([
+            "resume".as_ref(),
+            run_dir.as_os_str(),
+            "--iterations".as_ref(),
+            "4".as_ref(),
+        ])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("iterations:  4/4"));
+    evolve()
+        .args([
+            "resume".as_ref(),
+            run_dir.as_os_str(),
+            "--iterations".as_ref(),
+            "2".as_ref(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already recorded iteration 4"));
+    evolve()
+        .args([
+            "run".as_ref(),
+            problem.path().as_os_str(),
+            "--jobs".as_ref(),
+            "0".as_ref(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("at least 1"));
+}
+
+#[test]
+fn a_run_in_progress_cannot_be_driven_twice() {
+    let problem = quad_problem(30, 0.2);
+    let run_dir = problem.run_dir("busy");
+    let mut first = std::process::Command::new(assert_cmd::cargo::cargo_bin("evolve"))
+        .args([
+            "run".as_ref(),
+            problem.path().as_os_str(),
+            "--out".as_ref(),
+            run_dir.as_os_str(),
+            "--jobs".as_ref(),
+            "1".as_ref(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while rows_so_far(&run_dir).is_none_or(|n| n < 1) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = evolve().arg("resume").arg(&run_dir).assert().code(1);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&second.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("in use by another evolve process"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_run_whose_initial_program_fails_leaves_no_folder() {
+    let problem = Problem::new(&[
+        ("problem.toml", &quad_spec(5, 1)),
+        ("initial.py", QUAD_INITIAL),
+        (
+            "evaluator.py",
+            "def evaluate(path):\n    raise ValueError('broken evaluator')\n",
+        ),
+    ]);
+    let run_dir = problem.run_dir("dead");
+    evolve()
+        .args([
+            "run".as_ref(),
+            problem.path().as_os_str(),
+            "--out".as_ref(),
+            run_dir.as_os_str(),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("broken evaluator"));
+    assert!(
+        !run_dir.exists(),
+        "a run that cannot continue must not be kept"
+    );
 }

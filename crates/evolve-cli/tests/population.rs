@@ -141,7 +141,9 @@ fn the_novelty_filter_rejects_near_duplicates_before_evaluation() {
     let dir = tempfile::tempdir().unwrap();
     problem(dir.path(), "islands = 1\nnovelty_threshold = 0.3\n");
     let summary = run(dir.path(), &dir.path().join("run"), 20);
-    let near = summary["reasons"]["near_duplicate"].as_u64().unwrap_or(0);
+    let near = summary["rejections"]["near_duplicate"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(near > 0, "{summary}");
     let db = Connection::open(dir.path().join("run/evolve.db")).unwrap();
     let unevaluated: u64 = db

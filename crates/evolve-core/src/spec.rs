@@ -187,6 +187,9 @@ pub struct EvolutionSpec {
     pub features: Vec<FeatureSpec>,
     /// Objectives for Pareto selection; empty means the evaluator's objective alone.
     pub objectives: Vec<ObjectiveSpec>,
+    /// Evaluations in flight at once; none means one per CPU core. `evolve run
+    /// --jobs` sets it, so `evolve resume` keeps the run's choice.
+    pub jobs: Option<usize>,
 }
 
 impl Default for EvolutionSpec {
@@ -207,6 +210,7 @@ impl Default for EvolutionSpec {
             novelty_threshold: None,
             features: Vec::new(),
             objectives: Vec::new(),
+            jobs: None,
         }
     }
 }
@@ -364,6 +368,9 @@ impl ProblemSpec {
         let evolution = raw.evolution;
         if evolution.islands == 0 {
             return Err(invalid("evolution.islands", "must be at least 1".into()));
+        }
+        if evolution.jobs == Some(0) {
+            return Err(invalid("evolution.jobs", "must be at least 1".into()));
         }
         if evolution.archive_size < 2 {
             return Err(invalid(

@@ -40,4 +40,13 @@ pub enum EngineError {
         "the initial program failed its evaluation ({0}); fix it first (`evolve check` shows the details)"
     )]
     InitialFailed(String),
+    /// Another evolve process is working on this run.
+    #[error("{0} is in use by another evolve process (it holds {1}); wait for it or stop it first")]
+    RunInUse(std::path::PathBuf, &'static str),
+    /// The requested iteration target is below what the run already did.
+    #[error("the run already recorded iteration {done}; --iterations must be at least {done}")]
+    TargetTooLow {
+        /// The highest iteration already recorded.
+        done: u64,
+    },
 }

@@ -86,6 +86,8 @@ pub struct Run {
     evaluator: Arc<Evaluator>,
     mutator: Arc<dyn Mutator>,
     run_dir: PathBuf,
+    /// Held for the life of the run; see [`lock_run`].
+    _lock: std::fs::File,
 }
 
 /// What travels with an iteration between its phases.
@@ -98,6 +100,31 @@ struct Pending {
 enum Phase {
     Proposed(Pending, Result<Proposal, MutateError>),
     Evaluated(Pending, Proposal, EvalOutcome),
+}
+
+/// The lock file that keeps two processes from driving one run at once.
+const LOCK_FILE: &str = "evolve.lock";
+
+/// Takes the run's exclusive lock; the OS releases it when the process ends,
+/// so a killed run never leaves a stale lock behind.
+fn lock_run(run_dir: &Path) -> Result<std::fs::File, EngineError> {
+    let path = run_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| EngineError::RunDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(EngineError::RunInUse(run_dir.to_path_buf(), LOCK_FILE))
+        }
+        Err(std::fs::TryLockError::Error(source)) => Err(EngineError::RunDir { path, source }),
+    }
 }
 
 /// A seed for one iteration, derived from the run seed alone, so that a
@@ -119,6 +146,7 @@ impl Run {
             path: run_dir.into(),
             source,
         })?;
+        let lock = lock_run(run_dir)?;
         let store = Store::create(
             &run_dir.join(DB_FILE),
             &RunMeta {
@@ -126,18 +154,24 @@ impl Run {
                 target_iterations: target,
             },
         )?;
-        Run::assemble(store, spec, target, run_dir)
+        Run::assemble(store, spec, target, run_dir, lock)
     }
 
-    /// Reopens the run in `run_dir`, optionally with a new iteration target.
+    /// Reopens the run in `run_dir`, optionally with a new iteration target,
+    /// which may not fall below an iteration already recorded.
     pub fn open(run_dir: &Path, target: Option<u64>) -> Result<Run, EngineError> {
+        let lock = lock_run(run_dir)?;
         let store = Store::open(&run_dir.join(DB_FILE))?;
         let meta = store.run_meta()?;
         let target = target.unwrap_or(meta.target_iterations);
         if target != meta.target_iterations {
+            let done = store.completed_iterations()?.last().copied().unwrap_or(0);
+            if target < done {
+                return Err(EngineError::TargetTooLow { done });
+            }
             store.set_target_iterations(target)?;
         }
-        Run::assemble(store, meta.spec, target, run_dir)
+        Run::assemble(store, meta.spec, target, run_dir, lock)
     }
 
     fn assemble(
@@ -145,6 +179,7 @@ impl Run {
         spec: ProblemSpec,
         target: u64,
         run_dir: &Path,
+        lock: std::fs::File,
     ) -> Result<Run, EngineError> {
         let population = store.rebuild(PopulationConfig::from_spec(&spec))?;
         let evaluator = Arc::new(Evaluator::new(&spec)?);
@@ -157,6 +192,7 @@ impl Run {
             evaluator,
             mutator,
             run_dir: run_dir.to_path_buf(),
+            _lock: lock,
         })
     }
 
@@ -517,7 +553,10 @@ impl Run {
             best: self.population.best().map(|p| (**p).clone()),
             initial_score: self.store.initial()?.and_then(|(_, score)| score),
             counts: self.store.counts()?,
-            iterations_done: completed.range(1..=self.target).count() as u64,
+            iterations_done: completed
+                .iter()
+                .filter(|&&i| (1..=self.target).contains(&i))
+                .count() as u64,
             target: self.target,
             interrupted,
             stop_reason: if interrupted {

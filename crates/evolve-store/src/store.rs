@@ -175,8 +175,10 @@ pub struct Counts {
     pub rejected: u64,
     /// Copies made by migration and island reset.
     pub migrated: u64,
-    /// Failed and rejected candidates by category.
-    pub by_reason: BTreeMap<String, u64>,
+    /// Failed candidates by failure kind.
+    pub failures: BTreeMap<String, u64>,
+    /// Rejected (never evaluated) candidates by reason.
+    pub rejections: BTreeMap<String, u64>,
 }
 
 /// The SQLite database of one run.
@@ -564,7 +566,7 @@ impl Store {
         })
     }
 
-    /// Totals by status and by failure reason.
+    /// Totals by status, failure kind and rejection reason.
     pub fn counts(&self) -> Result<Counts, StoreError> {
         self.sql(|c| {
             let mut counts = Counts::default();
@@ -577,15 +579,25 @@ impl Store {
                 let migration: bool = row.get(1)?;
                 let reason: String = row.get(2)?;
                 let n = row.get::<_, i64>(3)? as u64;
-                match (status.as_str(), migration) {
-                    (_, true) => counts.migrated += n,
-                    ("scored", _) => counts.scored += n,
-                    ("failed", _) => counts.failed += n,
-                    _ => counts.rejected += n,
-                }
-                if !reason.is_empty() {
-                    *counts.by_reason.entry(reason).or_default() += n;
-                }
+                let by_reason = match (status.as_str(), migration) {
+                    (_, true) => {
+                        counts.migrated += n;
+                        continue;
+                    }
+                    ("scored", _) => {
+                        counts.scored += n;
+                        continue;
+                    }
+                    ("failed", _) => {
+                        counts.failed += n;
+                        &mut counts.failures
+                    }
+                    _ => {
+                        counts.rejected += n;
+                        &mut counts.rejections
+                    }
+                };
+                *by_reason.entry(reason).or_default() += n;
             }
             counts.evaluated = counts.scored + counts.failed;
             Ok(counts)

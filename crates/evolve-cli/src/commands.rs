@@ -20,17 +20,29 @@ use crate::output::{Progress, print_summary};
 const INTERRUPTED: u8 = 130;
 
 fn load_problem(dir: &Path) -> Result<ProblemSpec> {
-    if !dir.join(evolve_core::spec::SPEC_FILE).is_file() {
-        return Err(BadInput(format!(
-            "{}: not a problem folder (no problem.toml)",
+    let problem = if !dir.exists() {
+        format!("{}: no such folder", dir.display())
+    } else if dir.is_file() {
+        format!(
+            "{} is a file; give the problem folder that holds problem.toml",
             dir.display()
-        ))
-        .into());
-    }
-    Ok(ProblemSpec::load(dir)?)
+        )
+    } else if !dir.join(evolve_core::spec::SPEC_FILE).is_file() {
+        format!("{}: not a problem folder (no problem.toml)", dir.display())
+    } else {
+        return Ok(ProblemSpec::load(dir)?);
+    };
+    Err(BadInput(problem).into())
 }
 
 fn open_store(run_dir: &Path) -> Result<Store> {
+    if run_dir.is_file() {
+        return Err(BadInput(format!(
+            "{} is a file; give the run directory that holds {DB_FILE}",
+            run_dir.display()
+        ))
+        .into());
+    }
     Store::open(&run_dir.join(DB_FILE))
         .map_err(|e| BadInput(format!("{}: not an evolve run ({e})", run_dir.display())).into())
 }

@@ -483,6 +483,10 @@ fn key_at(text: &str, offset: usize, message: &str) -> Option<String> {
     };
     if line.trim_start().starts_with('[') && named.is_some() {
         let header = line.trim().trim_matches(|c| c == '[' || c == ']').trim();
+        // `[evoluton]`: the header itself is the unknown key.
+        if header == local || header.ends_with(&format!(".{local}")) {
+            return Some(header.to_string());
+        }
         return Some(format!("{header}.{local}"));
     }
     Some(match table {
@@ -541,6 +545,12 @@ mod tests {
             msg.contains("problem.toml:10:1: key `evolution.islandz`"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn unknown_table_is_named_once() {
+        let msg = error_of(&format!("{GOOD}[evoluton]\nislands = 3\n"));
+        assert!(msg.contains("key `evoluton`:"), "{msg}");
     }
 
     #[test]

@@ -106,7 +106,9 @@ pub(crate) fn stage_outcome(
     if let (Err(failure), Some(number)) = (&mut outcome.result, run.number) {
         failure.detail = format!("stage {number}: {}", failure.detail);
     }
-    if outcome.result.is_err() && !captured.stderr.is_empty() {
+    // The harness already reports a Python traceback; its stderr copy would repeat it.
+    let has_traceback = outcome.artifacts.contains_key("traceback");
+    if outcome.result.is_err() && !captured.stderr.is_empty() && !has_traceback {
         outcome.artifacts.insert(
             "stderr".into(),
             tail(&captured.stderr, STDERR_ARTIFACT_BYTES),

@@ -37,6 +37,13 @@ impl Report {
                 kind: FailureKind::ObjectiveNotFinite,
                 detail: format!("objective `{objective}` is {value}"),
             }),
+            (None, None) if artifacts.contains_key(objective) => Err(Failure {
+                kind: FailureKind::ObjectiveMissing,
+                detail: format!(
+                    "objective `{objective}` was reported as text ({:?}), not as a number",
+                    artifacts[objective]
+                ),
+            }),
             (None, None) => {
                 let names: Vec<&str> = finite.keys().map(String::as_str).collect();
                 Err(Failure {
@@ -265,6 +272,11 @@ mod tests {
             .result
             .unwrap_err();
         assert_eq!(failure.kind, FailureKind::ObjectiveMissing);
+        assert!(
+            failure.detail.contains("as text (\"high\")"),
+            "{}",
+            failure.detail
+        );
     }
 
     #[test]

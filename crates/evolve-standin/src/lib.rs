@@ -426,7 +426,13 @@ async fn answer(
             return respond(stream, 500, &[], &message.to_string()).await;
         }
         Planned::Fault(Fault::Hang) => {
-            tokio::time::sleep(config.hang).await;
+            // Hang until the hang time passes or the client gives up and
+            // closes the connection, so abandoned requests stop counting.
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                () = tokio::time::sleep(config.hang) => {}
+                _ = stream.read(&mut byte) => {}
+            }
             return Ok(());
         }
         Planned::Fault(Fault::InvalidJson) => {

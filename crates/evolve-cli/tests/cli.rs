@@ -174,15 +174,7 @@ fn an_invalid_circle_packing_is_failed() {
 fn run_improves_keeps_the_frame_and_exports_the_best() {
     let problem = quad_problem(40, 0.0);
     let run_dir = problem.run_dir("a");
-    evolve()
-        .args([
-            "run".as_ref(),
-            problem.path().as_os_str(),
-            "--out".as_ref(),
-            run_dir.as_os_str(),
-            "--jobs".as_ref(),
-            "2".as_ref(),
-        ])
+    evolve_run(problem.path(), &run_dir, &["--jobs", "2"])
         .assert()
         .code(0)
         .stdout(
@@ -254,17 +246,7 @@ fn same_seed_with_one_job_gives_identical_histories() {
     let problem = quad_problem(25, 0.0);
     let (a, b) = (problem.run_dir("a"), problem.run_dir("b"));
     for dir in [&a, &b] {
-        evolve()
-            .args([
-                "run".as_ref(),
-                problem.path().as_os_str(),
-                "--out".as_ref(),
-                dir.as_os_str(),
-                "--jobs".as_ref(),
-                "1".as_ref(),
-                "--seed".as_ref(),
-                "11".as_ref(),
-            ])
+        evolve_run(problem.path(), &dir, &["--jobs", "1", "--seed", "11"])
             .assert()
             .code(0);
     }
@@ -272,17 +254,7 @@ fn same_seed_with_one_job_gives_identical_histories() {
     assert!(ha.len() > 25);
     assert_eq!(ha, hb);
     let c = problem.run_dir("c");
-    evolve()
-        .args([
-            "run".as_ref(),
-            problem.path().as_os_str(),
-            "--out".as_ref(),
-            c.as_os_str(),
-            "--jobs".as_ref(),
-            "1".as_ref(),
-            "--seed".as_ref(),
-            "12".as_ref(),
-        ])
+    evolve_run(problem.path(), &c, &["--jobs", "1", "--seed", "12"])
         .assert()
         .code(0);
     assert_ne!(
@@ -307,15 +279,7 @@ fn sigterm_stops_as_cleanly_as_ctrl_c() {
 fn interrupt_and_resume(signal: i32) {
     let problem = quad_problem(12, 0.15);
     let reference = problem.run_dir("reference");
-    evolve()
-        .args([
-            "run".as_ref(),
-            problem.path().as_os_str(),
-            "--out".as_ref(),
-            reference.as_os_str(),
-            "--jobs".as_ref(),
-            "1".as_ref(),
-        ])
+    evolve_run(problem.path(), &reference, &["--jobs", "1"])
         .assert()
         .code(0);
 
@@ -407,15 +371,7 @@ fn best_and_export_refuse_a_folder_that_is_not_a_run() {
 fn zero_iterations_and_a_lowered_target_are_handled() {
     let problem = quad_problem(5, 0.0);
     let run_dir = problem.run_dir("zero");
-    evolve()
-        .args([
-            "run".as_ref(),
-            problem.path().as_os_str(),
-            "--out".as_ref(),
-            run_dir.as_os_str(),
-            "--iterations".as_ref(),
-            "0".as_ref(),
-        ])
+    evolve_run(problem.path(), &run_dir, &["--iterations", "0"])
         .assert()
         .code(0)
         .stdout(predicate::str::contains("iterations:  0/0"));
@@ -493,13 +449,7 @@ fn a_run_whose_initial_program_fails_leaves_no_folder() {
         ),
     ]);
     let run_dir = problem.run_dir("dead");
-    evolve()
-        .args([
-            "run".as_ref(),
-            problem.path().as_os_str(),
-            "--out".as_ref(),
-            run_dir.as_os_str(),
-        ])
+    evolve_run(problem.path(), &run_dir, &[])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("broken evaluator"));

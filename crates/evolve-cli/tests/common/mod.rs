@@ -14,6 +14,18 @@ pub fn evolve() -> Command {
     command
 }
 
+/// `evolve run <problem> --out <run_dir> <extra...>`.
+pub fn evolve_run(problem: &Path, run_dir: &Path, extra: &[&str]) -> Command {
+    let mut command = evolve();
+    command
+        .arg("run")
+        .arg(problem)
+        .arg("--out")
+        .arg(run_dir)
+        .args(extra);
+    command
+}
+
 /// The repository root, to reach the shipped problems.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

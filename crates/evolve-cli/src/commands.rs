@@ -14,7 +14,7 @@ use evolve_mutate::Mutator;
 use evolve_store::{DB_FILE, ModelCallTotals, Store};
 
 use crate::BadInput;
-use crate::output::{Progress, print_summary};
+use crate::output::{Progress, print_profile, print_summary};
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -144,6 +144,7 @@ pub fn run(
     out: Option<PathBuf>,
     jobs: Option<usize>,
     json: bool,
+    profile: bool,
 ) -> Result<ExitCode> {
     let runtime = runtime()?;
     let (mut spec, default_target, mutator): (ProblemSpec, Option<u64>, Option<Arc<dyn Mutator>>) =
@@ -192,7 +193,7 @@ pub fn run(
     if let Some(mutator) = mutator {
         run.set_mutator(mutator);
     }
-    drive(run, &runtime, jobs, json)
+    drive(run, &runtime, jobs, json, profile)
 }
 
 /// `evolve resume`
@@ -201,6 +202,7 @@ pub fn resume(
     iterations: Option<u64>,
     jobs: Option<usize>,
     json: bool,
+    profile: bool,
 ) -> Result<ExitCode> {
     open_store(run_dir)?;
     let runtime = runtime()?;
@@ -209,7 +211,7 @@ pub fn resume(
     if let Some(mutator) = model_mutator(run.spec(), &runtime, Some(&spent))? {
         run.set_mutator(mutator);
     }
-    drive(run, &runtime, jobs, json)
+    drive(run, &runtime, jobs, json, profile)
 }
 
 fn drive(
@@ -217,6 +219,7 @@ fn drive(
     runtime: &tokio::runtime::Runtime,
     jobs: Option<usize>,
     json: bool,
+    profile: bool,
 ) -> Result<ExitCode> {
     let options = RunOptions {
         jobs: jobs.unwrap_or_else(default_jobs),
@@ -236,6 +239,9 @@ fn drive(
     })?;
     progress.finish();
     print_summary(&summary, run.spec(), json)?;
+    if profile && !json {
+        print_profile(&summary.profile);
+    }
     Ok(if summary.interrupted {
         ExitCode::from(INTERRUPTED)
     } else {

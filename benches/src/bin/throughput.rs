@@ -10,7 +10,8 @@
 //! * `overhead`: 0 ms model latency, no-op evaluator: candidates per second
 //!   and engine CPU per candidate (the evolve process alone, evaluators excluded);
 //! * `latency`: 500 ms model latency, model concurrency 16, `--jobs 2`:
-//!   throughput as a share of min(concurrency / latency, jobs / evaluation time).
+//!   throughput as a share of min(concurrency / latency, jobs / evaluation time
+//!   / share of candidates evaluated).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -208,7 +209,11 @@ fn run() -> Result<(), Error> {
             } else {
                 MODEL_CONCURRENCY as f64 * 1000.0 / scenario.latency_ms as f64
             };
-            let eval_limit = JOBS as f64 * 1000.0 / eval_ms;
+            // Only candidates that pass the duplicate screen take an
+            // evaluator slot, so the evaluation bound is scaled up by the
+            // share of candidates that were evaluated.
+            let evaluated_share = number(&profile, "evaluations") / number(&profile, "candidates");
+            let eval_limit = JOBS as f64 * 1000.0 / eval_ms / evaluated_share;
             let limit = model_limit.min(eval_limit);
             results.push(json!({
                 "scenario": scenario.name,
@@ -222,6 +227,7 @@ fn run() -> Result<(), Error> {
                 "loop_cpu_per_candidate_ms": number(&profile, "loop_cpu_per_candidate_ms"),
                 "store_ms_per_candidate": number(&profile, "store_s") * 1e3 / number(&profile, "candidates"),
                 "mean_evaluation_ms": eval_ms,
+                "evaluated_share": evaluated_share,
                 "limit_per_s": limit,
                 "share_of_limit": throughput / limit,
                 "startup_s": number(&profile, "startup_s"),

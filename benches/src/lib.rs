@@ -106,10 +106,15 @@ fn spec() -> ProblemSpec {
 /// A run database in `dir` holding `n` scored programs, written in bulk
 /// transactions of 50 000 rows.
 pub fn build_store(dir: &Path, n: u64) -> Result<Store, StoreError> {
+    build_store_for(dir, n, spec())
+}
+
+/// Like [`build_store`], for a run of `spec` (so `evolve resume` can continue it).
+pub fn build_store_for(dir: &Path, n: u64, spec: ProblemSpec) -> Result<Store, StoreError> {
     let store = Store::create(
         &dir.join(DB_FILE),
         &RunMeta {
-            spec: spec(),
+            spec,
             target_iterations: n,
         },
     )?;

@@ -14,7 +14,7 @@ use evolve_mutate::Mutator;
 use evolve_store::{DB_FILE, ModelCallTotals, Store};
 
 use crate::BadInput;
-use crate::output::{Progress, print_summary};
+use crate::output::{Progress, print_profile, print_summary};
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -156,6 +156,7 @@ pub fn run(
     out: Option<PathBuf>,
     jobs: Option<usize>,
     json: bool,
+    profile: bool,
 ) -> Result<ExitCode> {
     let runtime = runtime()?;
     let (mut spec, default_target, mutator): (ProblemSpec, Option<u64>, Option<Arc<dyn Mutator>>) =
@@ -208,7 +209,7 @@ pub fn run(
     if let Some(mutator) = mutator {
         run.set_mutator(mutator);
     }
-    let result = drive(run, &runtime, jobs, json);
+    let result = drive(run, &runtime, jobs, json, profile);
     let initial_failed = result.as_ref().err().is_some_and(|e| {
         matches!(
             e.downcast_ref::<EngineError>(),
@@ -228,6 +229,7 @@ pub fn resume(
     iterations: Option<u64>,
     jobs: Option<usize>,
     json: bool,
+    profile: bool,
 ) -> Result<ExitCode> {
     open_store(run_dir)?;
     let runtime = runtime()?;
@@ -236,7 +238,7 @@ pub fn resume(
     if let Some(mutator) = model_mutator(run.spec(), &runtime, Some(&spent))? {
         run.set_mutator(mutator);
     }
-    drive(run, &runtime, jobs, json)
+    drive(run, &runtime, jobs, json, profile)
 }
 
 fn drive(
@@ -244,6 +246,7 @@ fn drive(
     runtime: &tokio::runtime::Runtime,
     jobs: Option<usize>,
     json: bool,
+    profile: bool,
 ) -> Result<ExitCode> {
     let options = RunOptions {
         jobs: jobs
@@ -261,6 +264,9 @@ fn drive(
     })?;
     progress.finish();
     print_summary(&summary, run.spec(), json)?;
+    if profile && !json {
+        print_profile(&summary.profile);
+    }
     Ok(if summary.interrupted {
         ExitCode::from(INTERRUPTED)
     } else {

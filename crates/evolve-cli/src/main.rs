@@ -40,6 +40,9 @@ enum Command {
         /// Print the final summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Print where the time went (models, evaluation, store, engine CPU, peak memory) at the end.
+        #[arg(long)]
+        profile: bool,
         /// A language model as `provider:model` (e.g. `openai:gpt-4o-mini`,
         /// `anthropic:claude-sonnet-4-5`, `local` for the offline mutator);
         /// repeat for an equal-weight ensemble. Replaces `[[models]]`.
@@ -68,6 +71,9 @@ enum Command {
         /// Print the final summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Print where the time went (models, evaluation, store, engine CPU, peak memory) at the end.
+        #[arg(long)]
+        profile: bool,
     },
     /// Show the best program of a run, its score and metrics.
     Best {
@@ -142,6 +148,7 @@ fn main() -> ExitCode {
             out,
             jobs,
             json,
+            profile,
             models,
             base_url,
             request_timeout,
@@ -159,14 +166,17 @@ fn main() -> ExitCode {
                     Err(BadInput("give a problem folder, or --replay <run-dir>".into()).into())
                 }
             };
-            source.and_then(|source| commands::run(source, iterations, seed, out, jobs, json))
+            source.and_then(|source| {
+                commands::run(source, iterations, seed, out, jobs, json, profile)
+            })
         }
         Command::Resume {
             run_dir,
             iterations,
             jobs,
             json,
-        } => commands::resume(&run_dir, iterations, jobs, json),
+            profile,
+        } => commands::resume(&run_dir, iterations, jobs, json, profile),
         Command::Best { run_dir, json } => commands::best(&run_dir, json),
         Command::Export {
             run_dir,

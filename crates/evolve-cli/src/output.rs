@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use evolve_core::ProblemSpec;
-use evolve_engine::{Event, Summary};
+use evolve_engine::{Event, RunProfile, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Live progress: a bar on a terminal, improvement lines otherwise.
@@ -114,6 +114,7 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
                 "tokens": summary.model_calls.tokens,
                 "cost_usd": summary.model_calls.cost_usd,
             },
+            "profile": profile_json(&summary.profile),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
@@ -192,4 +193,96 @@ pub fn print_summary(summary: &Summary, spec: &ProblemSpec, json: bool) -> Resul
         spec.program_extension()
     )?;
     Ok(())
+}
+
+fn seconds(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// The timing summary as JSON (durations in seconds).
+fn profile_json(profile: &RunProfile) -> serde_json::Value {
+    serde_json::json!({
+        "startup_s": seconds(profile.startup),
+        "startup_cpu_s": seconds(profile.startup_cpu),
+        "wall_s": seconds(profile.wall),
+        "engine_cpu_s": seconds(profile.engine_cpu),
+        "loop_cpu_s": seconds(profile.loop_cpu),
+        "loop_cpu_per_candidate_ms": (profile.candidates > 0)
+            .then(|| seconds(profile.loop_cpu) * 1e3 / profile.candidates as f64),
+        "model_wait_s": seconds(profile.model_wait),
+        "evaluating_s": seconds(profile.evaluating),
+        "store_s": seconds(profile.store),
+        "candidates": profile.candidates,
+        "evaluations": profile.evaluations,
+        "engine_cpu_per_candidate_ms": profile.cpu_per_candidate().map(|d| d.as_secs_f64() * 1e3),
+        "candidates_per_s": profile.candidates_per_second(),
+        "mean_evaluation_ms": profile.mean_evaluation().map(|d| d.as_secs_f64() * 1e3),
+        "peak_rss_kib": profile.peak_rss_kib,
+    })
+}
+
+/// Prints where the time of the invocation went, on stderr.
+pub fn print_profile(profile: &RunProfile) {
+    let each = |total: std::time::Duration, n: u64| {
+        if n == 0 {
+            String::new()
+        } else {
+            format!(
+                "  ({:.3} ms each over {n})",
+                seconds(total) * 1e3 / n as f64
+            )
+        }
+    };
+    let rows = [
+        (
+            "start-up (open store, rebuild population)",
+            profile.startup,
+            format!("  (CPU {:.3} s)", seconds(profile.startup_cpu)),
+        ),
+        (
+            "loop wall-clock",
+            profile.wall,
+            format!(
+                "  ({} candidates, {:.1}/s)",
+                profile.candidates,
+                profile.candidates_per_second().unwrap_or(0.0)
+            ),
+        ),
+        (
+            "waiting for models (summed)",
+            profile.model_wait,
+            each(profile.model_wait, profile.candidates),
+        ),
+        (
+            "evaluating (summed)",
+            profile.evaluating,
+            each(profile.evaluating, profile.evaluations),
+        ),
+        (
+            "in the store",
+            profile.store,
+            each(profile.store, profile.candidates),
+        ),
+        (
+            "engine CPU (this process, no evaluators)",
+            profile.engine_cpu,
+            each(profile.engine_cpu, profile.candidates),
+        ),
+        (
+            "  of which the loop thread",
+            profile.loop_cpu,
+            each(profile.loop_cpu, profile.candidates),
+        ),
+    ];
+    eprintln!("profile:");
+    for (name, total, note) in rows {
+        eprintln!("  {name:<42} {:>9.3} s{note}", seconds(total));
+    }
+    if let Some(kib) = profile.peak_rss_kib {
+        eprintln!(
+            "  {:<42} {:>9.1} MiB",
+            "peak resident memory",
+            kib as f64 / 1024.0
+        );
+    }
 }

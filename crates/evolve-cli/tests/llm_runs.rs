@@ -457,3 +457,67 @@ fn a_failing_model_falls_back_to_another() {
         "the heavier model was not tried first"
     );
 }
+
+#[test]
+fn the_profile_accounts_for_every_candidate_and_every_call_reaches_the_store() {
+    let server = server(StandinConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let folder = problem(
+        dir.path(),
+        &model_table(&server.standin.openai_base_url(), "")
+            .replace("max_concurrency = 1", "max_concurrency = 3"),
+    );
+    let run_dir = dir.path().join("run");
+    let summary = run_json(&mut run_in(&folder, 6, 2, &run_dir));
+    let profile = &summary["profile"];
+    let number = |key: &str| profile[key].as_f64().unwrap_or(-1.0);
+    assert_eq!(profile["candidates"], 6, "{profile}");
+    // The initial program is evaluated before the loop starts.
+    assert_eq!(
+        profile["evaluations"].as_u64().unwrap() + 1,
+        summary["evaluated"].as_u64().unwrap()
+    );
+    assert_eq!(
+        profile["evaluations"].as_u64().unwrap() + summary["rejected"].as_u64().unwrap(),
+        6
+    );
+    for key in [
+        "wall_s",
+        "engine_cpu_s",
+        "loop_cpu_s",
+        "model_wait_s",
+        "store_s",
+    ] {
+        assert!(number(key) > 0.0, "{key}: {profile}");
+    }
+    assert!(number("loop_cpu_s") <= number("engine_cpu_s"), "{profile}");
+    assert!(number("peak_rss_kib") > 1_000.0, "{profile}");
+    // Model calls are committed together with candidates; none may be lost.
+    let stored = query(
+        &run_dir.join("evolve.db"),
+        "SELECT COUNT(*) FROM model_calls",
+    );
+    assert_eq!(
+        stored[0][0],
+        format!("Integer({})", server.standin.stats().requests)
+    );
+
+    let output = evolve()
+        .arg("resume")
+        .arg(&run_dir)
+        .args(["--iterations", "8", "--profile"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for row in [
+        "waiting for models",
+        "evaluating",
+        "in the store",
+        "engine CPU",
+        "peak resident memory",
+    ] {
+        assert!(stderr.contains(row), "{row} missing from:\n{stderr}");
+    }
+    assert!(stderr.contains("(2 candidates"), "{stderr}");
+}

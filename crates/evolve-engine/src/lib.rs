@@ -10,8 +10,10 @@
 //! and evaluations overlap. With one of each a run is serial and fully
 //! deterministic for its seed (and its replies, under `--replay`).
 
+mod profile;
 mod run;
 
+pub use profile::{RunProfile, peak_rss_kib, process_cpu, thread_cpu};
 pub use run::{Event, Run, RunOptions, Summary};
 
 use evolve_store::StoreError;

@@ -3,8 +3,9 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use evolve_core::{EvalOutcome, ProblemSpec, Program, code_hash};
+use evolve_core::{EvalOutcome, ModelCall, ProblemSpec, Program, code_hash};
 use evolve_eval::Evaluator;
 use evolve_mutate::{MutateError, MutationRequest, Mutator, OfflineMutator, Proposal};
 use evolve_store::{
@@ -16,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinSet;
 
 use crate::EngineError;
+use crate::profile::{RunProfile, peak_rss_kib, process_cpu, thread_cpu, timed};
 
 /// Inspirations handed to the mutator per request.
 const INSPIRATIONS: usize = 2;
@@ -75,6 +77,8 @@ pub struct Summary {
     pub model_calls: ModelCallTotals,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// Where this invocation's time went.
+    pub profile: RunProfile,
 }
 
 /// A run: its store, population, evaluator and mutator.
@@ -88,6 +92,9 @@ pub struct Run {
     run_dir: PathBuf,
     /// Held for the life of the run; see [`lock_run`].
     _lock: std::fs::File,
+    profile: RunProfile,
+    /// Model calls not yet on disk; they go with the next committed candidate.
+    unsaved_calls: Vec<ModelCall>,
 }
 
 /// What travels with an iteration between its phases.
@@ -95,11 +102,12 @@ struct Pending {
     iteration: u64,
     parent: Arc<Program>,
     propose_ms: u64,
+    propose_time: Duration,
 }
 
 enum Phase {
     Proposed(Pending, Result<Proposal, MutateError>),
-    Evaluated(Pending, Proposal, EvalOutcome),
+    Evaluated(Pending, Proposal, EvalOutcome, Duration),
 }
 
 /// The lock file that keeps two processes from driving one run at once.
@@ -142,6 +150,7 @@ fn iteration_seed(run_seed: u64, iteration: u64) -> u64 {
 impl Run {
     /// Creates a new run in `run_dir` for `spec`, aiming at `target` iterations.
     pub fn create(spec: ProblemSpec, run_dir: &Path, target: u64) -> Result<Run, EngineError> {
+        let started = Instant::now();
         std::fs::create_dir_all(run_dir).map_err(|source| EngineError::RunDir {
             path: run_dir.into(),
             source,
@@ -154,12 +163,13 @@ impl Run {
                 target_iterations: target,
             },
         )?;
-        Run::assemble(store, spec, target, run_dir, lock)
+        Run::assemble(store, spec, target, run_dir, lock, started)
     }
 
     /// Reopens the run in `run_dir`, optionally with a new iteration target,
     /// which may not fall below an iteration already recorded.
     pub fn open(run_dir: &Path, target: Option<u64>) -> Result<Run, EngineError> {
+        let started = Instant::now();
         let lock = lock_run(run_dir)?;
         let store = Store::open(&run_dir.join(DB_FILE))?;
         let meta = store.run_meta()?;
@@ -171,7 +181,7 @@ impl Run {
             }
             store.set_target_iterations(target)?;
         }
-        Run::assemble(store, meta.spec, target, run_dir, lock)
+        Run::assemble(store, meta.spec, target, run_dir, lock, started)
     }
 
     fn assemble(
@@ -180,6 +190,7 @@ impl Run {
         target: u64,
         run_dir: &Path,
         lock: std::fs::File,
+        started: Instant,
     ) -> Result<Run, EngineError> {
         let population = store.rebuild(PopulationConfig::from_spec(&spec))?;
         let evaluator = Arc::new(Evaluator::new(&spec)?);
@@ -193,6 +204,12 @@ impl Run {
             mutator,
             run_dir: run_dir.to_path_buf(),
             _lock: lock,
+            profile: RunProfile {
+                startup: started.elapsed(),
+                startup_cpu: process_cpu(),
+                ..RunProfile::default()
+            },
+            unsaved_calls: Vec::new(),
         })
     }
 
@@ -223,6 +240,9 @@ impl Run {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<Summary, EngineError> {
         self.ensure_initial().await?;
+        let loop_started = Instant::now();
+        let loop_cpu = process_cpu();
+        let loop_thread_cpu = thread_cpu();
         let completed = self.store.completed_iterations()?;
         let mut todo: BTreeSet<u64> = (1..=self.target)
             .filter(|i| !completed.contains(i))
@@ -253,8 +273,9 @@ impl Run {
                 let evaluator = self.evaluator.clone();
                 evaluating += 1;
                 tasks.spawn(async move {
+                    let started = Instant::now();
                     let outcome = evaluator.evaluate(&proposal.code).await;
-                    Phase::Evaluated(pending, proposal, outcome)
+                    Phase::Evaluated(pending, proposal, outcome, started.elapsed())
                 });
             }
             while proposing < proposal_limit
@@ -293,31 +314,44 @@ impl Run {
             match phase {
                 Phase::Proposed(pending, proposal) => {
                     proposing -= 1;
-                    self.store.insert_model_calls(&self.mutator.take_calls())?;
+                    self.profile.model_wait += pending.propose_time;
+                    self.unsaved_calls.extend(self.mutator.take_calls());
                     if let Err(MutateError::Stopped(reason)) = &proposal {
                         tracing::info!(iteration = pending.iteration, "not proposed: {reason}");
                         continue;
                     }
                     match self.screen(&pending, proposal)? {
                         Some(proposal) => ready.push_back((pending, proposal)),
-                        None => on_event(&Event::Iteration {
-                            iteration: pending.iteration,
-                            status: Status::Rejected,
-                            score: None,
-                            improved: false,
-                            best: self.best_score(),
-                        }),
+                        None => {
+                            self.profile.candidates += 1;
+                            on_event(&Event::Iteration {
+                                iteration: pending.iteration,
+                                status: Status::Rejected,
+                                score: None,
+                                improved: false,
+                                best: self.best_score(),
+                            })
+                        }
                     }
                 }
-                Phase::Evaluated(pending, proposal, outcome) => {
+                Phase::Evaluated(pending, proposal, outcome, took) => {
                     evaluating -= 1;
+                    self.profile.candidates += 1;
+                    self.profile.evaluations += 1;
+                    self.profile.evaluating += took;
                     let event = self.record(&pending, proposal, outcome)?;
                     on_event(&event);
                 }
             }
         }
         while tasks.join_next().await.is_some() {}
-        self.store.insert_model_calls(&self.mutator.take_calls())?;
+        self.unsaved_calls.extend(self.mutator.take_calls());
+        self.store
+            .insert_model_calls(&std::mem::take(&mut self.unsaved_calls))?;
+        self.profile.wall = loop_started.elapsed();
+        self.profile.engine_cpu = process_cpu().saturating_sub(loop_cpu);
+        self.profile.loop_cpu = thread_cpu().saturating_sub(loop_thread_cpu);
+        self.profile.peak_rss_kib = peak_rss_kib();
         self.summary(interrupted)
     }
 
@@ -378,14 +412,15 @@ impl Run {
         };
         let mutator = self.mutator.clone();
         tasks.spawn(async move {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let proposal = mutator.propose(&request).await;
-            let propose_ms = started.elapsed().as_millis() as u64;
+            let propose_time = started.elapsed();
             Phase::Proposed(
                 Pending {
                     iteration,
                     parent,
-                    propose_ms,
+                    propose_ms: propose_time.as_millis() as u64,
+                    propose_time,
                 },
                 proposal,
             )
@@ -482,7 +517,7 @@ impl Run {
             }
         };
         let parent = &pending.parent;
-        self.store.insert(&Record {
+        let record = Record {
             iteration: pending.iteration,
             parent: Some(parent.id),
             island: parent.island,
@@ -498,7 +533,8 @@ impl Run {
             source,
             eval_ms: 0,
             propose_ms: pending.propose_ms,
-        })?;
+        };
+        self.commit(&record)?;
         Ok(None)
     }
 
@@ -524,7 +560,7 @@ impl Run {
                 outcome,
             )
         };
-        let id = self.store.insert(&record)?;
+        let id = self.commit(&record)?;
         self.population.note_child(parent.id);
         let score = record.score;
         match score {
@@ -547,6 +583,15 @@ impl Run {
         })
     }
 
+    /// Commits a candidate together with the model calls made since the last one.
+    fn commit(&mut self, record: &Record) -> Result<i64, EngineError> {
+        let calls = std::mem::take(&mut self.unsaved_calls);
+        let id = timed(&mut self.profile.store, || {
+            self.store.insert_with_calls(record, &calls)
+        })?;
+        Ok(id)
+    }
+
     fn summary(&self, interrupted: bool) -> Result<Summary, EngineError> {
         let completed = self.store.completed_iterations()?;
         Ok(Summary {
@@ -566,6 +611,7 @@ impl Run {
             },
             model_calls: self.store.model_call_totals()?,
             run_dir: self.run_dir.clone(),
+            profile: self.profile.clone(),
         })
     }
 }

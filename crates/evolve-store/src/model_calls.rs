@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use evolve_core::ModelCall;
 use rusqlite::params;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Record, Store, StoreError, insert_row};
+use evolve_core::ProgramId;
 
 /// Schema step 3 (see `MIGRATIONS` in store.rs).
 pub(crate) const MODEL_CALLS_SCHEMA: &str = "
@@ -53,35 +54,24 @@ impl Store {
         }
         self.sql(|c| {
             let tx = c.unchecked_transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO model_calls (iteration, model, kind, attempt, outcome, detail,
-                     http_status, finish_reason, prompt, reply, input_tokens, output_tokens,
-                     cost_usd, latency_ms, seed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                )?;
-                for call in calls {
-                    insert.execute(params![
-                        call.iteration as i64,
-                        call.model,
-                        call.kind,
-                        call.attempt,
-                        call.outcome,
-                        call.detail,
-                        call.http_status,
-                        call.finish_reason,
-                        call.prompt,
-                        call.reply,
-                        call.input_tokens as i64,
-                        call.output_tokens as i64,
-                        call.cost_usd,
-                        call.latency_ms as i64,
-                        // SQLite integers are signed; the bits are kept.
-                        call.seed as i64,
-                    ])?;
-                }
-            }
+            insert_calls(&tx, calls)?;
             tx.commit()
+        })
+    }
+
+    /// Appends a candidate and the model calls made since the last commit in
+    /// one transaction, so a model-driven candidate costs one commit, not two.
+    pub fn insert_with_calls(
+        &self,
+        record: &Record,
+        calls: &[ModelCall],
+    ) -> Result<ProgramId, StoreError> {
+        self.sql(|c| {
+            let tx = c.unchecked_transaction()?;
+            insert_calls(&tx, calls)?;
+            let id = insert_row(&tx, record)?;
+            tx.commit()?;
+            Ok(id)
         })
     }
 
@@ -144,6 +134,36 @@ impl Store {
     }
 }
 
+fn insert_calls(c: &rusqlite::Connection, calls: &[ModelCall]) -> rusqlite::Result<()> {
+    let mut insert = c.prepare_cached(
+        "INSERT INTO model_calls (iteration, model, kind, attempt, outcome, detail,
+         http_status, finish_reason, prompt, reply, input_tokens, output_tokens,
+         cost_usd, latency_ms, seed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    for call in calls {
+        insert.execute(params![
+            call.iteration as i64,
+            call.model,
+            call.kind,
+            call.attempt,
+            call.outcome,
+            call.detail,
+            call.http_status,
+            call.finish_reason,
+            call.prompt,
+            call.reply,
+            call.input_tokens as i64,
+            call.output_tokens as i64,
+            call.cost_usd,
+            call.latency_ms as i64,
+            // SQLite integers are signed; the bits are kept.
+            call.seed as i64,
+        ])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +214,37 @@ mod tests {
         assert_eq!(totals.calls, 2);
         assert_eq!(totals.tokens, 30);
         assert_eq!(totals.by_outcome.get("http_429"), Some(&1));
+
+        let record = Record {
+            iteration: 0,
+            parent: None,
+            island: 0,
+            generation: 0,
+            status: crate::Status::Scored,
+            score: Some(2.0),
+            code: "x = 2\n".into(),
+            metrics: Default::default(),
+            artifacts: Default::default(),
+            failure_kind: None,
+            failure_detail: None,
+            mutation: "initial".into(),
+            source: "initial".into(),
+            eval_ms: 1,
+            propose_ms: 0,
+        };
+        let later = ModelCall {
+            iteration: 4,
+            ..ModelCall::default()
+        };
+        let id = store
+            .insert_with_calls(&record, std::slice::from_ref(&later))
+            .unwrap();
+        let best = store
+            .best(evolve_core::Direction::Maximize)
+            .unwrap()
+            .unwrap();
+        assert_eq!((best.id, best.code.as_str()), (id, "x = 2\n"));
+        assert_eq!(store.model_calls().unwrap().last(), Some(&later));
+        assert_eq!(store.model_call_totals().unwrap().calls, 3);
     }
 }

@@ -605,7 +605,7 @@ impl Store {
     }
 }
 
-fn insert_row(c: &Connection, record: &Record) -> rusqlite::Result<ProgramId> {
+pub(crate) fn insert_row(c: &Connection, record: &Record) -> rusqlite::Result<ProgramId> {
     let metrics = serde_json::to_string(&record.metrics).unwrap_or_else(|_| "{}".into());
     let artifacts = serde_json::to_string(&record.artifacts).unwrap_or_else(|_| "{}".into());
     let mut statement = c.prepare_cached(

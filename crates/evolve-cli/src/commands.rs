@@ -324,7 +324,8 @@ pub fn best(run_dir: &Path, json: bool) -> Result<ExitCode> {
         for (name, value) in &best.metrics {
             writeln!(stdout, "  {name}: {value}")?;
         }
-        writeln!(stdout, "program:\n{}", best.code)?;
+        write_artifacts(&mut stdout, &best.artifacts)?;
+        writeln!(stdout, "--- program ---\n{}", best.code)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -404,17 +405,27 @@ pub fn check(problem: &Path) -> Result<ExitCode> {
     }
     match &outcome.result {
         Ok(score) => {
+            write_artifacts(&mut std::io::stdout().lock(), &outcome.artifacts)?;
             println!("ok: {} = {score}", spec.evaluator.objective);
             Ok(ExitCode::SUCCESS)
         }
         Err(failure) => {
             println!("FAILED ({}): {}", failure.kind, failure.detail);
-            for (name, value) in &outcome.artifacts {
-                println!("--- {name} ---\n{}", value.trim_end());
-            }
+            write_artifacts(&mut std::io::stdout().lock(), &outcome.artifacts)?;
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Prints each artifact (evaluator feedback, stderr tail) under its name.
+fn write_artifacts(
+    out: &mut impl Write,
+    artifacts: &evolve_core::Artifacts,
+) -> std::io::Result<()> {
+    for (name, value) in artifacts {
+        writeln!(out, "--- {name} ---\n{}", value.trim_end())?;
+    }
+    Ok(())
 }
 
 /// `evolve doctor`: each sandbox layer and whether this machine supports it.

@@ -403,6 +403,25 @@ pub fn check(problem: &Path) -> Result<ExitCode> {
     for (name, value) in &outcome.metrics {
         println!("  {name}: {value}");
     }
+    let named = spec
+        .evolution
+        .features
+        .iter()
+        .map(|f| ("[[evolution.features]]", &f.metric));
+    let named = named.chain(
+        spec.evolution
+            .objectives
+            .iter()
+            .map(|o| ("[[evolution.objectives]]", &o.metric)),
+    );
+    for (table, metric) in named {
+        let built_in = matches!(metric.as_str(), "code_length" | "code_lines");
+        if !built_in && outcome.result.is_ok() && !outcome.metrics.contains_key(metric) {
+            println!(
+                "warning: {table} names metric `{metric}`, which the initial program's evaluation did not report"
+            );
+        }
+    }
     match &outcome.result {
         Ok(score) => {
             write_artifacts(&mut std::io::stdout().lock(), &outcome.artifacts)?;

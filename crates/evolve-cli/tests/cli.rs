@@ -458,3 +458,25 @@ fn a_run_whose_initial_program_fails_leaves_no_folder() {
         "a run that cannot continue must not be kept"
     );
 }
+
+#[test]
+fn check_warns_about_metrics_the_evaluator_never_reports() {
+    let spec = format!(
+        "{}\n[[evolution.objectives]]\nmetric = \"score\"\ndirection = \"maximize\"\n\n[[evolution.objectives]]\nmetric = \"scroe\"\ndirection = \"maximize\"\n",
+        quad_spec(5, 1)
+    );
+    let problem = Problem::new(&[
+        ("problem.toml", &spec),
+        ("initial.py", QUAD_INITIAL),
+        ("evaluator.py", &quad_evaluator(0.0)),
+    ]);
+    evolve()
+        .arg("check")
+        .arg(problem.path())
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("names metric `scroe`")
+                .and(predicate::str::contains("names metric `score`").not()),
+        );
+}

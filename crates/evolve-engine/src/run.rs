@@ -101,8 +101,14 @@ pub struct Run {
 struct Pending {
     iteration: u64,
     parent: Arc<Program>,
-    propose_ms: u64,
     propose_time: Duration,
+}
+
+impl Pending {
+    /// The propose phase's duration as stored with the candidate.
+    fn propose_ms(&self) -> u64 {
+        self.propose_time.as_millis() as u64
+    }
 }
 
 enum Phase {
@@ -389,14 +395,19 @@ impl Run {
 
     /// Chooses a parent for `iteration` and starts its propose phase.
     fn dispatch(&mut self, iteration: u64, tasks: &mut JoinSet<Phase>) -> Result<(), EngineError> {
-        let evolution = self.spec.evolution.clone();
-        if evolution.migration_interval > 0 && iteration % evolution.migration_interval == 0 {
+        let evolution = &self.spec.evolution;
+        let (migration_interval, reset_interval, seed) = (
+            evolution.migration_interval,
+            evolution.reset_interval,
+            evolution.seed,
+        );
+        if migration_interval > 0 && iteration % migration_interval == 0 {
             self.migrate(iteration)?;
         }
-        if evolution.reset_interval > 0 && iteration % evolution.reset_interval == 0 {
+        if reset_interval > 0 && iteration % reset_interval == 0 {
             self.reset_islands(iteration)?;
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(iteration_seed(evolution.seed, iteration));
+        let mut rng = ChaCha8Rng::seed_from_u64(iteration_seed(seed, iteration));
         let island = (iteration % self.population.island_count() as u64) as usize;
         let Some(parent) = self.population.select_parent(island, &mut rng) else {
             return Err(EngineError::InitialFailed("the population is empty".into()));
@@ -419,7 +430,6 @@ impl Run {
                 Pending {
                     iteration,
                     parent,
-                    propose_ms: propose_time.as_millis() as u64,
                     propose_time,
                 },
                 proposal,
@@ -532,7 +542,7 @@ impl Run {
             mutation: "rejected".into(),
             source,
             eval_ms: 0,
-            propose_ms: pending.propose_ms,
+            propose_ms: pending.propose_ms(),
         };
         self.commit(&record)?;
         Ok(None)
@@ -548,7 +558,7 @@ impl Run {
         let parent = &pending.parent;
         let previous_best = self.best_score();
         let record = Record {
-            propose_ms: pending.propose_ms,
+            propose_ms: pending.propose_ms(),
             ..record_of(
                 pending.iteration,
                 Some(parent.id),
